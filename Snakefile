@@ -1,0 +1,25 @@
+# ttskiln: checkpoints -> ONNX -> simplified ONNX -> validation -> benchmarks -> report.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default (demo) config is used only when none is given with --configfile.
+if not config:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/checkpoint.smk"
+include: "rules/reference.smk"
+include: "rules/export.smk"
+include: "rules/validate.smk"
+include: "rules/benchmark.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_targets(),

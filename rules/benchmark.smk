@@ -1,0 +1,53 @@
+# Benchmark jobs take every core the run has, so no other job disturbs their timings; the
+# backends themselves use the configured thread count.
+
+
+rule benchmark_torch:
+    """PyTorch eager latency at one point: the baseline every speedup is against."""
+    input:
+        checkpoint=get_checkpoint_input,
+        reference=get_reference,
+    output:
+        "artifacts/{model}/{component}/benchmark/torch/{point}.json",
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        checkpoint_sha=get_checkpoint_sha,
+        options=lambda w: MODELS[w.model].options,
+        bench=PLAN.benchmark,
+        code=stage_code("ttskiln.benchmark"),
+    threads: workflow.cores
+    log:
+        "logs/benchmark_torch/{model}/{component}/{point}.log",
+    benchmark:
+        "benchmarks/benchmark_torch/{model}/{component}/{point}.tsv"
+    script:
+        "../scripts/benchmark.py"
+
+
+rule benchmark_onnx:
+    """ONNX Runtime latency of one artifact at one point."""
+    input:
+        artifact="artifacts/{model}/{component}/{variant}.onnx",
+        reference=get_reference,
+    output:
+        "artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point}.json",
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        options=lambda w: MODELS[w.model].options,
+        bench=PLAN.benchmark,
+        code=stage_code("ttskiln.benchmark"),
+    threads: workflow.cores
+    log:
+        "logs/benchmark_onnx/{model}/{component}/{backend}/{variant}/{point}.log",
+    benchmark:
+        "benchmarks/benchmark_onnx/{model}/{component}/{backend}/{variant}/{point}.tsv"
+    script:
+        "../scripts/benchmark.py"
+
+
+rule benchmarks:
+    """Named target: every benchmark record."""
+    input:
+        get_benchmarks(),

@@ -1,0 +1,140 @@
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+
+from ttskiln.errors import TtskilnError
+from ttskiln.families import family_module
+from ttskiln.fingerprint import code_hash
+from ttskiln.plan import VARIANTS, build_plan, synthetic_dir
+
+
+validate(config, schema="../config/schema.yaml")
+
+try:
+    # The scheduling process reads checkpoints and sample inputs to check them up front;
+    # job processes trust that check.
+    PLAN = build_plan(config, Path.cwd(), check_files=workflow.is_main_process)
+except TtskilnError as exc:
+    raise WorkflowError(f"ttskiln: {exc}") from None
+
+MODELS = PLAN.models
+BACKENDS = ["ort-cpu"]
+
+
+def _alternatives(values):
+    return "|".join(sorted({str(v) for v in values})) or "NONE"
+
+
+wildcard_constraints:
+    model=_alternatives(MODELS),
+    component=_alternatives(c for m in MODELS.values() for c in m.components),
+    point=_alternatives(p.name for m in MODELS.values() for p in m.points),
+    variant=_alternatives(VARIANTS),
+    backend=_alternatives(BACKENDS),
+
+
+# -- hashes that key the cache -------------------------------------------------------------
+def stage_code(*modules):
+    """Input function: the hash of the ttskiln code a stage runs for this model's family."""
+
+    def code(wildcards):
+        family = family_module(MODELS[wildcards.model].family) if "model" in wildcards.keys() else None
+        return code_hash([m for m in (family, *modules) if m])
+
+    return code
+
+
+def get_checkpoint_sha(wildcards):
+    """Content hash of a real checkpoint (synthetic ones are inputs instead)."""
+    return MODELS[wildcards.model].checkpoint_sha256 or "synthetic"
+
+
+# -- input functions -----------------------------------------------------------------------
+def get_checkpoint_input(wildcards):
+    model = MODELS[wildcards.model]
+    return [synthetic_dir(model.name)] if model.synthetic else []
+
+
+def get_sample_inputs(wildcards):
+    model = MODELS[wildcards.model]
+    return [model.sample_inputs] if wildcards.point == "sample" and model.sample_inputs else []
+
+
+def get_reference(wildcards):
+    return f"artifacts/{wildcards.model}/{wildcards.component}/reference/{wildcards.point}.npz"
+
+
+def get_model_validations(model):
+    m = MODELS[model]
+    return [
+        f"artifacts/{model}/{component}/validate/{variant}/{point.name}.json"
+        for component in m.components
+        for variant in VARIANTS
+        for point in m.points
+    ]
+
+
+def get_validations(wildcards=None):
+    return [path for model in MODELS for path in get_model_validations(model)]
+
+
+def get_benchmarks(wildcards=None):
+    paths = []
+    for name, m in MODELS.items():
+        for component in m.components:
+            for point in m.points:
+                paths.append(f"artifacts/{name}/{component}/benchmark/torch/{point.name}.json")
+                paths += [
+                    f"artifacts/{name}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
+                    for backend in BACKENDS
+                    for variant in VARIANTS
+                ]
+    return paths
+
+
+def get_onnx_artifacts(wildcards=None):
+    return [
+        f"artifacts/{name}/{component}/{variant}.onnx"
+        for name, m in MODELS.items()
+        for component in m.components
+        for variant in VARIANTS
+    ]
+
+
+def get_plots(wildcards=None):
+    return {name: f"reports/{name}-latency.png" for name in MODELS}
+
+
+def get_final_targets():
+    return [
+        "reports/summary.json",
+        "reports/summary.md",
+        "reports/index.html",
+        *[f"artifacts/{name}/validation.ok" for name in MODELS],
+    ]
+
+
+# -- params --------------------------------------------------------------------------------
+def get_point_sizes(wildcards):
+    return MODELS[wildcards.model].point(wildcards.point).sizes
+
+
+def get_models_meta(wildcards=None):
+    meta = {}
+    for name, m in MODELS.items():
+        meta[name] = {
+            "family": m.family,
+            "checkpoint": m.checkpoint,
+            "synthetic": m.synthetic is not None,
+            "synthetic_preset": (m.synthetic or {}).get("preset"),
+            "checkpoint_sha256": m.checkpoint_sha256,
+            "components": m.components,
+            "points": {p.name: p.sizes for p in m.points},
+            "tolerances": m.tolerances,
+            **m.info.summary,
+        }
+    return meta

@@ -1,0 +1,43 @@
+rule export:
+    """ONNX export (opset from config; dynamic batch and time axes; checker passes)."""
+    input:
+        checkpoint=get_checkpoint_input,
+    output:
+        "artifacts/{model}/{component}/export.onnx",
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        checkpoint_sha=get_checkpoint_sha,
+        options=lambda w: MODELS[w.model].options,
+        opset=PLAN.opset,
+        synthetic=lambda w: MODELS[w.model].synthetic is not None,
+        code=stage_code("ttskiln.export"),
+    log:
+        "logs/export/{model}/{component}.log",
+    benchmark:
+        "benchmarks/export/{model}/{component}.tsv"
+    script:
+        "../scripts/export.py"
+
+
+rule simplify:
+    """onnxsim (default) or onnxslim over the raw export: the fp32 artifact."""
+    input:
+        "artifacts/{model}/{component}/export.onnx",
+    output:
+        "artifacts/{model}/{component}/fp32.onnx",
+    params:
+        simplifier=lambda w: MODELS[w.model].simplifier,
+        code=stage_code("ttskiln.simplify"),
+    log:
+        "logs/simplify/{model}/{component}.log",
+    benchmark:
+        "benchmarks/simplify/{model}/{component}.tsv"
+    script:
+        "../scripts/simplify.py"
+
+
+rule onnx:
+    """Named target: every ONNX artifact, without validation or benchmarks."""
+    input:
+        get_onnx_artifacts(),

@@ -1,0 +1,113 @@
+"""Stage 5: latency of one component at one profile point, on one backend.
+
+Backends: PyTorch eager (``torch``) and ONNX Runtime (``onnxruntime-cpu``, and the CUDA /
+TensorRT providers where installed). Every backend runs the stored reference inputs with the
+same thread count, warm-up first. Records p50/p90/p99 latency and the real-time factor
+(compute seconds per second of audio produced, batch included); speedups are joined in the
+report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.atomic import write_json
+from ttskiln.environment import environment
+from ttskiln.families import get_family
+from ttskiln.reference import load_reference
+
+BACKENDS = {"torch": "pytorch-eager", "ort-cpu": "onnxruntime-cpu"}
+ORT_PROVIDERS = {"ort-cpu": "CPUExecutionProvider"}
+
+
+def time_calls(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, float]:
+    """Latency percentiles in milliseconds over ``repeats`` timed calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - start
+    ms = times * 1e3
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "min_ms": float(ms.min()),
+    }
+
+
+def audio_seconds(outputs: dict[str, np.ndarray], audio_output: str | None, sample_rate: int) -> float | None:
+    """Seconds of audio a call produces (all batch items), from the reference output shape."""
+    if not audio_output or audio_output not in outputs:
+        return None
+    audio = outputs[audio_output]
+    return float(audio.size) / sample_rate
+
+
+def benchmark(
+    *,
+    backend: str,
+    artifact: str,
+    reference: str,
+    family: str,
+    checkpoint: str,
+    options: dict[str, Any],
+    component: str,
+    threads: int,
+    warmup: int,
+    repeats: int,
+    output: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    from ttskiln.runtime import ort_session, set_torch_threads
+
+    fam = get_family(family)
+    config = fam.read_config(Path(checkpoint), options)
+    info = fam.describe(config)
+    spec = info.component(component)
+    inputs, outputs = load_reference(reference)
+    if backend == "torch":
+        import torch
+
+        set_torch_threads(threads)
+        module = fam.component_module(fam.load(Path(checkpoint), config), component)
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in spec.input_names]
+
+        def call() -> Any:
+            with torch.inference_mode():
+                return module(*args)
+
+    elif backend in ORT_PROVIDERS:
+        session = ort_session(artifact, threads, providers=[ORT_PROVIDERS[backend]])
+        feed = {n: np.ascontiguousarray(inputs[n]) for n in spec.input_names}
+
+        def call() -> Any:
+            return session.run(None, feed)
+
+    else:
+        raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")
+    stats = time_calls(call, warmup, repeats)
+    seconds = audio_seconds(outputs, spec.audio_output, info.sample_rate)
+    record = {
+        **labels,
+        "backend": BACKENDS[backend],
+        "artifact": artifact,
+        "shape": {n: list(inputs[n].shape) for n in spec.input_names},
+        "audio_seconds": seconds,
+        **stats,
+        "rtf": stats["p50_ms"] / 1e3 / seconds if seconds else None,
+        "threads": threads,
+        "warmup": warmup,
+        "repeats": repeats,
+        "environment": environment(threads),
+    }
+    write_json(output, record)
+    return record

@@ -1,0 +1,90 @@
+"""Stage 2: export a component to ONNX (named inputs/outputs, dynamic batch and time axes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.atomic import atomic_path
+from ttskiln.errors import TtskilnError
+from ttskiln.families import get_family
+from ttskiln.families.base import ComponentSpec
+
+#: Ops that ONNX Runtime and TensorRT do not both run, or that need complex numbers.
+FORBIDDEN_OPS = {"DFT", "STFT", "ScatterND", "ScatterElements", "Col2Im", "Loop", "If"}
+EXPORTERS = ("dynamo", "torchscript")
+
+
+def export_component(
+    *,
+    family: str,
+    checkpoint: str,
+    options: dict[str, Any],
+    component: str,
+    opset: int,
+    output: str,
+    exporter: str = "dynamo",
+    metadata: dict[str, str] | None = None,
+) -> None:
+    fam = get_family(family)
+    config = fam.read_config(Path(checkpoint), options)
+    info = fam.describe(config)
+    spec = info.component(component)
+    module = fam.component_module(fam.load(Path(checkpoint), config), component)
+    example = fam.make_inputs(info, component, spec.trace_sizes, np.random.default_rng(0))
+    with atomic_path(output, suffix=".onnx") as tmp:
+        export_module(module, spec, example, tmp, opset, exporter)
+        finish_onnx(tmp, spec, metadata or {})
+
+
+def export_module(
+    module: Any, spec: ComponentSpec, example: dict[str, np.ndarray], path: Path, opset: int, exporter: str
+) -> None:
+    import torch
+
+    if exporter not in EXPORTERS:
+        raise TtskilnError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
+    common = dict(input_names=spec.input_names, output_names=spec.output_names, opset_version=opset)
+    with torch.no_grad():
+        if exporter == "dynamo":
+            dims: dict[str, Any] = {}
+            shapes = {}
+            for tensor in spec.inputs:
+                shapes[tensor.name] = {
+                    i: dims.setdefault(axis, torch.export.Dim(axis, min=spec.axis_min.get(axis, 1)))
+                    for i, axis in tensor.dynamic_axes.items()
+                }
+            torch.onnx.export(
+                module, args, str(path), dynamo=True, dynamic_shapes=shapes, external_data=False, **common
+            )
+        else:
+            axes = {t.name: t.dynamic_axes for t in spec.inputs + spec.outputs}
+            torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
+
+
+def finish_onnx(path: Path, spec: ComponentSpec, metadata: dict[str, str]) -> None:
+    """Name the dynamic output axes, add metadata, run the checker and the op audit."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value, tensor in zip(model.graph.output, spec.outputs):
+        dims = value.type.tensor_type.shape.dim
+        for i, axis in tensor.dynamic_axes.items():
+            if i < len(dims) and not dims[i].dim_value:
+                dims[i].dim_param = axis
+    for key, value in sorted(metadata.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"ttskiln.{key}", str(value)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    audit_ops(model, str(path))
+
+
+def audit_ops(model: Any, where: str) -> None:
+    ops = {node.op_type for node in model.graph.node}
+    bad = sorted(ops & FORBIDDEN_OPS)
+    if bad:
+        raise TtskilnError(f"{where}: the graph holds {bad}, which not every backend runs")

@@ -1,0 +1,21 @@
+"""The family registry: the one place that maps a family name to its implementation."""
+
+from __future__ import annotations
+
+from ttskiln.errors import ConfigError
+from ttskiln.families.base import Family
+from ttskiln.families.vocos import VocosFamily
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (VocosFamily(),)}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
+
+
+def family_module(name: str) -> str:
+    """The dotted module that implements a family (its code hash covers what it imports)."""
+    return type(get_family(name)).__module__

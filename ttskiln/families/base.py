@@ -1,0 +1,163 @@
+"""The interface every model family implements.
+
+A family knows its checkpoint format, its components (the graphs it exports), the shapes of
+their inputs and outputs, how to make example inputs for a profile point, and its audio
+metadata. The pipeline talks to families only through this interface and the registry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named graph input or output. ``shape`` holds ints (fixed) and axis names (dynamic)."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    def concrete(self, sizes: dict[str, int]) -> tuple[int, ...]:
+        return tuple(d if isinstance(d, int) else sizes[d] for d in self.shape)
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One exported graph of a model.
+
+    ``profile_axes`` are the dynamic axes a shape profile sets (min/opt/max); ``time_axis`` is
+    the one that a profile may also give in seconds; ``axis_min`` are the smallest sizes the
+    graph accepts; ``audio_output`` names the output whose length measures audio seconds.
+    """
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    profile_axes: tuple[str, ...] = ("batch", "frames")
+    time_axis: str = "frames"
+    axis_min: dict[str, int] = field(default_factory=lambda: {"batch": 1, "frames": 1})
+    audio_output: str | None = "audio"
+    trace_sizes: dict[str, int] = field(default_factory=lambda: {"batch": 2, "frames": 32})
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pipeline needs to know about a model without loading its weights."""
+
+    family: str
+    sample_rate: int
+    hop_length: int
+    components: tuple[ComponentSpec, ...]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def component(self, name: str) -> ComponentSpec:
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        raise KeyError(f"no component {name!r}; have {[c.name for c in self.components]}")
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    """A folder of upstream outputs: manifest, checkpoint files, inputs.npz, outputs.npz."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ParityCheck:
+    """One compared output: where it came from (backend) and its recorded upstream value."""
+
+    output: str
+    backend: str
+    got: np.ndarray
+    expected: np.ndarray
+    tolerance: float
+
+
+class Family(ABC):
+    """A model family. Subclasses are stateless; one instance lives in the registry."""
+
+    name: ClassVar[str]
+    #: Synthetic presets: name -> keyword overrides of the family's config builder.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_tolerances: ClassVar[dict[str, float]] = {}
+    #: Profiles used when a model entry gives none (same layout as the YAML).
+    default_profiles: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @abstractmethod
+    def checkpoint_files(self, checkpoint: Path) -> list[Path]:
+        """The files that make up a checkpoint (what its content hash covers)."""
+
+    @abstractmethod
+    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+        """The model configuration, read without loading weights. ``options`` are the model
+        entry's ``options`` from YAML, for formats that carry no configuration of their own."""
+
+    @abstractmethod
+    def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The configuration of a synthetic checkpoint (same layout as ``read_config``)."""
+
+    @abstractmethod
+    def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
+        """Write seeded random weights for ``config`` in the released file format."""
+
+    @abstractmethod
+    def describe(self, config: dict[str, Any]) -> ModelInfo:
+        """Components, shapes and audio metadata from a configuration."""
+
+    @abstractmethod
+    def check_checkpoint(self, checkpoint: Path, config: dict[str, Any]) -> None:
+        """Raise CheckpointError unless the weights fit ``config`` (keys and shapes)."""
+
+    @abstractmethod
+    def load(self, checkpoint: Path, config: dict[str, Any]) -> Any:
+        """The PyTorch model in eval mode, weights loaded strictly."""
+
+    # -- components --------------------------------------------------------------------------
+    @abstractmethod
+    def component_module(self, model: Any, component: str) -> Any:
+        """An ``nn.Module`` whose forward takes the component's inputs in order and returns
+        its outputs (a tensor or a tuple) in order; this is what gets exported."""
+
+    @abstractmethod
+    def make_inputs(
+        self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Seeded example inputs for one profile point."""
+
+    # -- upstream parity ---------------------------------------------------------------------
+    def parity_config(self, case: ParityCase) -> dict[str, Any]:
+        """The configuration of a parity case (default: the checkpoint's own files)."""
+        return self.read_config(case.directory, {})
+
+    @abstractmethod
+    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        """For each compared entry point: (component, {input: case input},
+        {output: case output}). Families whose entry points are not single graphs override
+        ``parity`` instead."""
+
+    def parity_tolerance(self, case: ParityCase, output: str) -> float:
+        return self.default_tolerances.get("max_abs_err", 1e-5)

@@ -1,0 +1,200 @@
+"""The Vocos vocoder family (gemelo-ai/vocos, mel variant; F5-TTS's vocoder).
+
+Checkpoint: a folder with ``config.yaml`` and ``pytorch_model.bin`` (a plain state_dict of the
+whole module), as released on the Hub (charactr/vocos-mel-24khz). One component, ``vocoder``:
+mel (B, n_mels, frames) -> audio (B, samples).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ttskiln.errors import CheckpointError
+from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
+from ttskiln.families.vocos.config import VocosConfig, make_config_dict
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "pytorch_model.bin"
+COMPONENT = "vocoder"
+
+
+class VocosFamily(Family):
+    name = "vocos"
+    presets = {
+        # charactr/vocos-mel-24khz: 13,531,650 parameters.
+        "vocos-mel-24khz": {},
+        # The same layout, small enough for tests.
+        "tiny": {"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 256, "hop_length": 64},
+    }
+    default_tolerances = {"max_abs_err": 1e-4, "cosine": 0.99999, "snr_db": 60.0}
+    default_profiles = {
+        "default": {
+            "batch": {"min": 1, "opt": 1, "max": 4},
+            "frames": {"min": 16, "opt": 256, "max": 1024},
+        }
+    }
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoint_files(self, checkpoint: Path) -> list[Path]:
+        return [checkpoint / CONFIG_FILE, checkpoint / WEIGHTS_FILE]
+
+    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_dir():
+            raise CheckpointError(
+                f"{checkpoint} is not a folder; a Vocos checkpoint is a folder with "
+                f"{CONFIG_FILE} and {WEIGHTS_FILE}"
+            )
+        for path in self.checkpoint_files(checkpoint):
+            if not path.is_file():
+                raise CheckpointError(f"{path} not found (a Vocos checkpoint has {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            data = yaml.safe_load((checkpoint / CONFIG_FILE).read_text())
+        except yaml.YAMLError as exc:
+            raise CheckpointError(f"{checkpoint / CONFIG_FILE} is not valid YAML: {exc}") from exc
+        VocosConfig.from_yaml_dict(data, str(checkpoint / CONFIG_FILE))
+        return data
+
+    def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        if preset not in self.presets:
+            raise CheckpointError(f"unknown vocos preset {preset!r}; choose from {sorted(self.presets)}")
+        try:
+            return make_config_dict(**{**self.presets[preset], **overrides})
+        except TypeError as exc:
+            raise CheckpointError(f"synthetic vocos overrides: {exc}") from exc
+
+    def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
+        import torch
+
+        from ttskiln.atomic import atomic_path
+        from ttskiln.families.vocos.modules import Vocos
+        from ttskiln.ops.istft import hann_window
+        from ttskiln.ops.mel import mel_filterbank
+
+        cfg = VocosConfig.from_yaml_dict(config)
+        torch.manual_seed(seed)
+        model = Vocos(cfg)
+        with torch.no_grad():
+            # Upstream's init (truncated normal 0.02, zero biases, LayerNorm 1/0, layer scale
+            # 1/num_layers), then a seeded perturbation so that no weight is trivially regular.
+            for module in model.backbone.modules():
+                if isinstance(module, (torch.nn.Conv1d, torch.nn.Linear)):
+                    torch.nn.init.trunc_normal_(module.weight, std=0.02)
+                    torch.nn.init.zeros_(module.bias)
+            for block in model.backbone.convnext:
+                if block.gamma is not None:
+                    block.gamma.fill_(1.0 / cfg.num_layers)
+            for param in model.parameters():
+                param.add_(0.02 * torch.randn_like(param))
+            fe = model.feature_extractor.mel_spec
+            fe.spectrogram.window.copy_(hann_window(cfg.fe_n_fft))
+            fe.mel_scale.fb.copy_(
+                torch.from_numpy(mel_filterbank(cfg.sample_rate, cfg.fe_n_fft, cfg.n_mels))
+            )
+        destination.mkdir(parents=True, exist_ok=True)
+        with atomic_path(destination / WEIGHTS_FILE) as tmp:
+            torch.save(model.state_dict(), tmp)
+        with atomic_path(destination / CONFIG_FILE) as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def describe(self, config: dict[str, Any]) -> ModelInfo:
+        cfg = VocosConfig.from_yaml_dict(config)
+        vocoder = ComponentSpec(
+            name=COMPONENT,
+            inputs=(TensorSpec("mel", ("batch", cfg.n_mels, "frames")),),
+            outputs=(TensorSpec("audio", ("batch", "samples")),),
+            axis_min={"batch": 1, "frames": 2 if cfg.padding == "center" else 1},
+        )
+        params = _parameter_count(cfg)
+        return ModelInfo(
+            family=self.name,
+            sample_rate=cfg.sample_rate,
+            hop_length=cfg.hop_length,
+            components=(vocoder,),
+            summary={
+                "parameters": params,
+                "dim": cfg.dim,
+                "layers": cfg.num_layers,
+                "n_fft": cfg.n_fft,
+                "hop_length": cfg.hop_length,
+                "padding": cfg.padding,
+                "n_mels": cfg.n_mels,
+            },
+        )
+
+    def check_checkpoint(self, checkpoint: Path, config: dict[str, Any]) -> None:
+        self._state_dict(Path(checkpoint), VocosConfig.from_yaml_dict(config))
+
+    def load(self, checkpoint: Path, config: dict[str, Any]) -> Any:
+        from ttskiln.families.vocos.modules import Vocos
+
+        cfg = VocosConfig.from_yaml_dict(config)
+        state = self._state_dict(Path(checkpoint), cfg)
+        model = Vocos(cfg)
+        model.load_state_dict(state, strict=True)
+        model.head.istft.refresh()
+        return model.eval()
+
+    def _state_dict(self, checkpoint: Path, cfg: VocosConfig) -> dict[str, Any]:
+        import torch
+
+        from ttskiln.checkpoint import load_tensors, match_state_dict, shapes_of
+        from ttskiln.families.vocos.modules import Vocos
+
+        path = checkpoint / WEIGHTS_FILE
+        state = load_tensors(path)
+        with torch.device("meta"):
+            expected = shapes_of(Vocos(cfg))
+        match_state_dict(state, expected, str(path))
+        return state
+
+    # -- components --------------------------------------------------------------------------
+    def component_module(self, model: Any, component: str) -> Any:
+        from ttskiln.families.vocos.modules import VocosDecoder
+
+        if component != COMPONENT:
+            raise KeyError(f"vocos has one component, {COMPONENT!r}; got {component!r}")
+        return VocosDecoder(model).eval()
+
+    def make_inputs(
+        self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        spec = info.component(component).inputs[0]
+        batch, n_mels, frames = spec.concrete(sizes)
+        return {spec.name: synthetic_log_mel(batch, n_mels, frames, rng)}
+
+    # -- upstream parity ---------------------------------------------------------------------
+    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        entry = str(case.manifest.get("entry_point", ""))
+        if ".decode(" not in entry:
+            raise CheckpointError(f"vocos parity supports Vocos.decode; manifest names {entry!r}")
+        return [(COMPONENT, {"mel": "features_input"}, {"audio": "audio"})]
+
+    def parity_tolerance(self, case: ParityCase, output: str) -> float:
+        return 1e-5
+
+
+def synthetic_log_mel(batch: int, n_mels: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """A speech-like natural-log mel (B, n_mels, frames) in about [-7, 2]: spectral tilt, a slow
+    loudness envelope, drifting ridges and noise. Deterministic for a given ``rng``."""
+    bins = np.linspace(0.0, 1.0, n_mels)[None, :, None]
+    t = np.arange(frames)[None, None, :]
+    phase = rng.uniform(0, 2 * math.pi, size=(batch, 1, 1))
+    envelope = 0.5 + 0.5 * np.sin(2 * math.pi * t / max(frames, 8) * 3 + phase)
+    ridge_pos = 0.2 + 0.1 * np.sin(2 * math.pi * t / 50.0 + phase)
+    ridges = np.exp(-(((bins - ridge_pos) / 0.05) ** 2)) + 0.6 * np.exp(-(((bins - 2 * ridge_pos) / 0.07) ** 2))
+    mel = -1.0 - 4.0 * bins + 2.0 * envelope * (0.4 + ridges) + 0.4 * rng.standard_normal((batch, n_mels, frames))
+    return np.clip(mel, -7.0, 2.0).astype(np.float32)
+
+
+def _parameter_count(cfg: VocosConfig) -> int:
+    d, i = cfg.dim, cfg.intermediate_dim
+    block = d + (d * 7 + d) + 2 * d + (d * i + i) + (i * d + d) - (0 if cfg.layer_scale else d)
+    backbone = (cfg.n_mels * d * 7 + d) + 2 * d + cfg.num_layers * block + 2 * d
+    head = d * (cfg.n_fft + 2) + cfg.n_fft + 2
+    return backbone + head

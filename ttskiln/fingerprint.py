@@ -1,0 +1,123 @@
+"""Content hashes that make cache keys: checkpoint files and the ttskiln code a stage runs.
+
+Snakemake reruns a job when its params change. Rules put two hashes there:
+- the SHA-256 of the checkpoint's files, so a re-written but identical checkpoint reruns
+  nothing while changed weights rerun everything downstream;
+- the hash of the ttskiln modules a stage imports (followed transitively inside the package),
+  so editing a family reruns its exports and nothing of another family.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE = PACKAGE_ROOT.name
+
+
+def sha256_file(path: Path, cache: Path | None = None) -> str:
+    """SHA-256 of a file; with ``cache``, reuse a hash recorded for the same size and mtime."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    entries: dict[str, str] = {}
+    if cache is not None and cache.is_file():
+        try:
+            entries = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            entries = {}
+        if key in entries:
+            return entries[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    value = digest.hexdigest()
+    if cache is not None:
+        entries = {k: v for k, v in entries.items() if not k.startswith(f"{path}|")}
+        entries[key] = value
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(entries, indent=0, sort_keys=True))
+        os.replace(tmp, cache)
+    return value
+
+
+def sha256_files(paths: Iterable[Path], cache: Path | None = None) -> str:
+    """One hash over several files (names and contents)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).name.encode())
+        digest.update(sha256_file(path, cache).encode())
+    return digest.hexdigest()
+
+
+def _module_file(module: str) -> Path | None:
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _imports(module: str, source: Path) -> set[str]:
+    is_package = source.name == "__init__.py"
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    # A submodule import also runs its parent packages' __init__.
+    with_parents = set(found)
+    for name in found:
+        parts = name.split(".")
+        with_parents.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return {name for name in with_parents if name.split(".")[0] == PACKAGE}
+
+
+def module_closure(modules: Iterable[str]) -> list[Path]:
+    """The source files of ``modules`` and every ttskiln module they import, transitively.
+
+    The package's ``__init__`` and the family registry are left out: they import every family,
+    and a change there that matters changes a family module or a stage module too.
+    """
+    skip = {PACKAGE, f"{PACKAGE}.families"}
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen or name in skip:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        seen[name] = path
+        todo.extend(_imports(name, path))
+    return sorted(set(seen.values()))
+
+
+def code_hash(modules: Iterable[str]) -> str:
+    """A short hash of the source of ``modules`` and their ttskiln imports."""
+    digest = hashlib.sha256()
+    for path in module_closure(modules):
+        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Export-friendly building blocks shared by families."""

@@ -1,0 +1,246 @@
+"""The resolved pipeline: models, their components and profile points, and per-job params.
+
+``build_plan`` turns the validated YAML into plain values the Snakemake rules use. It checks
+everything a user can get wrong in YAML before any job runs (unknown family, missing or
+mismatched checkpoint, impossible profile, bad ``sample_inputs``) and raises a ConfigError or
+CheckpointError that names the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.errors import ConfigError, InputError, TtskilnError, for_model
+from ttskiln.families import get_family
+from ttskiln.families.base import ComponentSpec, ModelInfo
+
+SAMPLE_POINT = "sample"
+LEVELS = ("min", "opt", "max")
+#: Variants built today: the raw export and the simplified fp32 graph.
+VARIANTS = ("export", "fp32")
+METRICS = {"max_abs_err": "max", "mse": "max", "cosine": "min", "snr_db": "min"}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One concrete shape at which a component is validated and benchmarked."""
+
+    name: str
+    profile: str
+    sizes: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """min/opt/max per dynamic axis, in the axis's own units (frames, not seconds)."""
+
+    name: str
+    ranges: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    name: str
+    family: str
+    checkpoint: str
+    synthetic: dict[str, Any] | None
+    config: dict[str, Any]
+    info: ModelInfo
+    profiles: tuple[Profile, ...]
+    points: tuple[Point, ...]
+    tolerances: dict[str, float]
+    simplifier: str
+    sample_inputs: str | None
+    checkpoint_sha256: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def components(self) -> list[str]:
+        return [c.name for c in self.info.components]
+
+    def point(self, name: str) -> Point:
+        for point in self.points:
+            if point.name == name:
+                return point
+        raise KeyError(f"model {self.name!r} has no point {name!r}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    models: dict[str, ModelPlan]
+    seed: int
+    opset: int
+    benchmark: dict[str, int]
+
+
+def synthetic_dir(model: str) -> str:
+    """Where the pipeline writes a synthetic checkpoint (relative to the working directory)."""
+    return f"artifacts/{model}/checkpoint"
+
+
+def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) -> Plan:
+    """Resolve the (schema-validated) config. ``check_files`` also reads checkpoints and
+    ``sample_inputs`` to check them; set it in the process that schedules jobs."""
+    models = {}
+    for name, entry in config["models"].items():
+        try:
+            models[name] = _model_plan(name, entry, Path(workdir), check_files)
+        except TtskilnError as exc:
+            raise for_model(name, exc) from None
+    bench = {"threads": 2, "warmup": 3, "repeats": 20, **config.get("benchmark", {})}
+    return Plan(models=models, seed=int(config.get("seed", 0)), opset=int(config.get("opset", 18)), benchmark=bench)
+
+
+def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bool) -> ModelPlan:
+    family = get_family(entry["family"])
+    options = dict(entry.get("options") or {})
+    ckpt = entry["checkpoint"]
+    sha = None
+    if isinstance(ckpt, dict):
+        synthetic = {"preset": ckpt["synthetic"], "seed": int(ckpt.get("seed", 0)), "overrides": dict(ckpt.get("overrides") or {})}
+        config = family.synthetic_config(synthetic["preset"], synthetic["overrides"])
+        checkpoint = synthetic_dir(name)
+    else:
+        synthetic = None
+        path = Path(ckpt) if Path(ckpt).is_absolute() else workdir / ckpt
+        if not path.exists():
+            raise ConfigError(f"checkpoint {ckpt} not found (looked at {path})")
+        checkpoint = str(path)
+        config = family.read_config(path, options)
+        if check_files:
+            family.check_checkpoint(path, config)
+        from ttskiln.fingerprint import sha256_files
+
+        cache = workdir / ".snakemake" / "ttskiln" / "sha256-cache.json"
+        sha = sha256_files(family.checkpoint_files(path), cache)
+    info = family.describe(config)
+    profiles, points = [], []
+    for pname, spec in (entry.get("profiles") or family.default_profiles).items():
+        profile = _profile(pname, spec, info)
+        profiles.append(profile)
+        points.extend(_points(profile, spec.get("extra_points") or [], info))
+    sample = entry.get("sample_inputs")
+    if sample:
+        sample_path = Path(sample) if Path(sample).is_absolute() else workdir / sample
+        sizes = _check_sample_inputs(sample_path, info) if check_files or sample_path.exists() else {}
+        points.append(Point(SAMPLE_POINT, SAMPLE_POINT, sizes))
+        sample = str(sample_path)
+    tolerances = {**family.default_tolerances, **(entry.get("tolerances") or {})}
+    return ModelPlan(
+        name=name,
+        family=family.name,
+        checkpoint=checkpoint,
+        synthetic=synthetic,
+        config=config,
+        info=info,
+        profiles=tuple(profiles),
+        points=tuple(points),
+        tolerances=tolerances,
+        simplifier=entry.get("simplifier", "onnxsim"),
+        sample_inputs=sample,
+        checkpoint_sha256=sha,
+        options=options,
+    )
+
+
+def _time_units(info: ModelInfo, seconds: float) -> int:
+    """Seconds of audio as a count of frames (hops), rounded up."""
+    return max(1, math.ceil(seconds * info.sample_rate / info.hop_length))
+
+
+def _profile(name: str, spec: dict[str, Any], info: ModelInfo) -> Profile:
+    comp = info.components[0]
+    ranges: dict[str, dict[str, int]] = {}
+    axes = [k for k in spec if k != "extra_points"]
+    if "seconds" in axes and comp.time_axis in axes:
+        raise ConfigError(f"profile {name!r} gives both seconds and {comp.time_axis}; give one")
+    for axis in axes:
+        target = comp.time_axis if axis == "seconds" else axis
+        if target not in comp.profile_axes:
+            raise ConfigError(
+                f"profile {name!r}: unknown axis {axis!r}; this family's axes are "
+                f"{', '.join(comp.profile_axes)} (and seconds for {comp.time_axis})"
+            )
+        values = {}
+        for level in LEVELS:
+            raw = spec[axis][level]
+            if axis == "seconds":
+                values[level] = _time_units(info, float(raw))
+            elif float(raw) != int(raw):
+                raise ConfigError(f"profile {name!r}: {axis}.{level} must be a whole number, got {raw}")
+            else:
+                values[level] = int(raw)
+        if not values["min"] <= values["opt"] <= values["max"]:
+            raise ConfigError(
+                f"profile {name!r}: {axis} needs min <= opt <= max, got "
+                f"min {spec[axis]['min']}, opt {spec[axis]['opt']}, max {spec[axis]['max']}"
+            )
+        floor = comp.axis_min.get(target, 1)
+        if values["min"] < floor:
+            raise ConfigError(f"profile {name!r}: {target} min {values['min']} is below the smallest the model accepts ({floor})")
+        ranges[target] = values
+    for axis in comp.profile_axes:
+        if axis not in ranges:
+            if axis == "batch":
+                ranges["batch"] = {"min": 1, "opt": 1, "max": 1}
+            else:
+                raise ConfigError(f"profile {name!r} does not set {axis}")
+    return Profile(name, ranges)
+
+
+def _points(profile: Profile, extra_points: list[dict[str, float]], info: ModelInfo) -> list[Point]:
+    comp = info.components[0]
+    points = [Point(f"{profile.name}-{level}", profile.name, {a: r[level] for a, r in profile.ranges.items()}) for level in ("opt", "max")]
+    for i, extra in enumerate(extra_points):
+        sizes = {a: r["opt"] for a, r in profile.ranges.items()}
+        for axis, value in extra.items():
+            target = comp.time_axis if axis == "seconds" else axis
+            if target not in profile.ranges:
+                raise ConfigError(f"profile {profile.name!r}: extra point {i} names unknown axis {axis!r}")
+            size = _time_units(info, float(value)) if axis == "seconds" else int(value)
+            lo, hi = profile.ranges[target]["min"], profile.ranges[target]["max"]
+            if not lo <= size <= hi:
+                raise ConfigError(f"profile {profile.name!r}: extra point {i} has {target} {size}, outside min {lo} .. max {hi}")
+            sizes[target] = size
+        points.append(Point(f"{profile.name}-x{i + 1}", profile.name, sizes))
+    return points
+
+
+def _check_sample_inputs(path: Path, info: ModelInfo) -> dict[str, int]:
+    """Check names and shapes of a ``sample_inputs`` .npz against the first component."""
+    comp = info.components[0]
+    if not path.is_file():
+        raise InputError(f"sample_inputs {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: (data[k].shape, data[k].dtype) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"sample_inputs {path} is not a readable .npz: {exc}") from exc
+    expected = comp.input_names
+    if sorted(arrays) != sorted(expected):
+        raise InputError(f"sample_inputs {path} holds {sorted(arrays)}; component {comp.name!r} needs {expected}")
+    sizes: dict[str, int] = {}
+    for spec in comp.inputs:
+        shape, dtype = arrays[spec.name]
+        if len(shape) != len(spec.shape):
+            raise InputError(f"sample_inputs {spec.name!r} has shape {list(shape)}; expected {_shape_str(spec.shape)}")
+        if not np.issubdtype(dtype, np.floating) and spec.dtype.startswith("float"):
+            raise InputError(f"sample_inputs {spec.name!r} has dtype {dtype}; expected {spec.dtype}")
+        for got, want in zip(shape, spec.shape):
+            if isinstance(want, int) and got != want:
+                raise InputError(f"sample_inputs {spec.name!r} has shape {list(shape)}; expected {_shape_str(spec.shape)}")
+            if isinstance(want, str):
+                if sizes.setdefault(want, got) != got:
+                    raise InputError(f"sample_inputs disagree on {want}: {sizes[want]} vs {got}")
+                if got < comp.axis_min.get(want, 1):
+                    raise InputError(f"sample_inputs {spec.name!r}: {want} is {got}, below the minimum {comp.axis_min.get(want, 1)}")
+    return sizes
+
+
+def _shape_str(shape: tuple[int | str, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"

@@ -1,0 +1,61 @@
+"""Stage 1: PyTorch reference outputs for one component at one profile point.
+
+Inputs are seeded (or the user's ``sample_inputs``); inputs and outputs are stored together in
+one .npz (``input.<name>``, ``output.<name>``) that every comparison of that point reuses.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.atomic import write_npz
+from ttskiln.families import get_family
+
+INPUT = "input."
+OUTPUT = "output."
+
+
+def point_rng(seed: int, component: str, point: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(f"{component}/{point}".encode())])
+
+
+def build_reference(
+    *,
+    family: str,
+    checkpoint: str,
+    options: dict[str, Any],
+    component: str,
+    point: str,
+    sizes: dict[str, int],
+    seed: int,
+    sample_inputs: str | None,
+    output: str,
+) -> None:
+    from ttskiln.runtime import torch_run
+
+    fam = get_family(family)
+    config = fam.read_config(Path(checkpoint), options)
+    info = fam.describe(config)
+    spec = info.component(component)
+    if sample_inputs:
+        with np.load(sample_inputs, allow_pickle=False) as data:
+            inputs = {name: data[name].astype(np.float32) for name in spec.input_names}
+    else:
+        inputs = fam.make_inputs(info, component, sizes, point_rng(seed, component, point))
+    module = fam.component_module(fam.load(Path(checkpoint), config), component)
+    outputs = torch_run(module, spec, inputs)
+    arrays = {INPUT + k: v for k, v in inputs.items()}
+    arrays.update({OUTPUT + k: v for k, v in outputs.items()})
+    write_npz(output, arrays)
+
+
+def load_reference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, outputs) of a stored reference."""
+    with np.load(path, allow_pickle=False) as data:
+        inputs = {k[len(INPUT):]: data[k] for k in data.files if k.startswith(INPUT)}
+        outputs = {k[len(OUTPUT):]: data[k] for k in data.files if k.startswith(OUTPUT)}
+    return inputs, outputs

@@ -1,0 +1,239 @@
+"""Stage 6: the report — summary.json, summary.md and index.html with a latency plot per model.
+
+One row per model x component x variant x backend x profile point. ONNX Runtime rows join the
+validation record (accuracy) with the benchmark record (speed) of the same artifact and
+point; PyTorch eager rows are the reference (no error metrics, speedup 1).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ttskiln.atomic import atomic_path, write_json, write_text
+from ttskiln.environment import environment
+
+ROW_FIELDS = (
+    "model",
+    "component",
+    "variant",
+    "backend",
+    "point",
+    "artifact",
+    "max_abs_err",
+    "mse",
+    "cosine",
+    "snr_db",
+    "passed",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "rtf",
+    "speedup_vs_torch",
+)
+SYNTHETIC_NOTE = (
+    "SYNTHETIC WEIGHTS: {models} use seeded random weights in the released file format, "
+    "not trained checkpoints. Accuracy and speed are real measurements of these graphs; the audio is not speech."
+)
+
+
+def _load(paths: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    checks = {(v["model"], v["component"], v["variant"], v["point"]): v for v in validations}
+    torch_p50 = {
+        (b["model"], b["component"], b["point"]): b["p50_ms"] for b in benchmarks if b["backend"] == "pytorch-eager"
+    }
+    rows = []
+    for bench in benchmarks:
+        key = (bench["model"], bench["component"], bench["variant"], bench["point"])
+        check = checks.get(key, {})
+        metrics = check.get("metrics", {})
+        base = torch_p50.get((bench["model"], bench["component"], bench["point"]))
+        row = {
+            "model": bench["model"],
+            "component": bench["component"],
+            "variant": bench["variant"],
+            "backend": bench["backend"],
+            "point": bench["point"],
+            "artifact": bench["artifact"],
+            "max_abs_err": metrics.get("max_abs_err"),
+            "mse": metrics.get("mse"),
+            "cosine": metrics.get("cosine"),
+            "snr_db": metrics.get("snr_db"),
+            "passed": check.get("passed") if check else None,
+            "p50_ms": bench["p50_ms"],
+            "p90_ms": bench["p90_ms"],
+            "p99_ms": bench["p99_ms"],
+            "rtf": bench["rtf"],
+            "speedup_vs_torch": base / bench["p50_ms"] if base else None,
+            "shape": bench["shape"],
+            "audio_seconds": bench["audio_seconds"],
+            "failures": check.get("failures", []),
+        }
+        rows.append(row)
+    # Validated artifacts without a benchmark (none today) still get their accuracy row.
+    benched = {(r["model"], r["component"], r["variant"], r["point"]) for r in rows}
+    for key, check in checks.items():
+        if key not in benched:
+            rows.append({f: None for f in ROW_FIELDS} | {
+                "model": key[0], "component": key[1], "variant": key[2], "point": key[3],
+                "backend": check["backend"], "artifact": check["artifact"], "passed": check["passed"],
+                **check["metrics"], "failures": check["failures"],
+            })
+    rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))
+    return rows
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_report(
+    *,
+    validations: list[str],
+    benchmarks: list[str],
+    models: dict[str, dict[str, Any]],
+    summary_json: str,
+    summary_md: str,
+    index_html: str,
+    plots: dict[str, str],
+) -> dict[str, Any]:
+    bench_records = _load(benchmarks)
+    rows = build_rows(_load(validations), bench_records)
+    synthetic = sorted(name for name, meta in models.items() if meta.get("synthetic"))
+    hosts = sorted({b["environment"]["hostname"] for b in bench_records})
+    env = bench_records[0]["environment"] if bench_records else environment()
+    summary = {
+        "synthetic_weights": bool(synthetic),
+        "notes": [SYNTHETIC_NOTE.format(models=", ".join(synthetic))] if synthetic else [],
+        "models": models,
+        "environment": {**env, "hosts": hosts},
+        "rows": rows,
+    }
+    write_json(summary_json, _json_safe(summary))
+    for model, path in plots.items():
+        plot_latency(model, [r for r in rows if r["model"] == model], path)
+    write_text(summary_md, render_markdown(summary))
+    write_text(index_html, render_html(summary, {m: Path(p).name for m, p in plots.items()}))
+    return summary
+
+
+def plot_latency(model: str, rows: list[dict[str, Any]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in rows:
+        if row.get("audio_seconds") and row.get("p50_ms"):
+            label = f"{row['component']} {row['backend']} {row['variant']}"
+            series[label].append((row["audio_seconds"], row["p50_ms"]))
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for label, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xlabel("audio produced per call (s, all batch items)")
+    ax.set_ylabel("p50 latency (ms)")
+    ax.set_title(f"{model}: latency vs length")
+    ax.grid(True, alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "pass" if value else "**FAIL**"
+    if isinstance(value, float):
+        return format(value, spec) if math.isfinite(value) else ("inf" if value > 0 else str(value))
+    return str(value)
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    lines = ["# ttskiln report", ""]
+    for note in summary["notes"]:
+        lines += [f"> **{note}**", ""]
+    lines += ["## Models", "", "| model | family | checkpoint | weights | parameters |", "|---|---|---|---|---|"]
+    for name, meta in summary["models"].items():
+        weights = "synthetic (seeded random)" if meta.get("synthetic") else f"sha256 {meta.get('checkpoint_sha256', '')[:12]}"
+        lines.append(f"| {name} | {meta['family']} | {meta['checkpoint']} | {weights} | {meta.get('parameters', '–')} |")
+    head = ["model", "component", "variant", "backend", "point", "shape", "max_abs_err", "cosine", "snr_db", "passed", "p50_ms", "p90_ms", "p99_ms", "rtf", "speedup_vs_torch"]
+    lines += ["", "## Results", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary["rows"]:
+        shape = ";".join("x".join(str(d) for d in s) for s in (row.get("shape") or {}).values())
+        cells = [row["model"], row["component"], row["variant"], row["backend"], row["point"], shape,
+                 _fmt(row["max_abs_err"]), _fmt(row["cosine"], ".7f"), _fmt(row["snr_db"], ".1f"), _fmt(row["passed"]),
+                 _fmt(row["p50_ms"], ".2f"), _fmt(row["p90_ms"], ".2f"), _fmt(row["p99_ms"], ".2f"), _fmt(row["rtf"], ".4f"),
+                 _fmt(row["speedup_vs_torch"], ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [r for r in summary["rows"] if r.get("passed") is False]
+    if failed:
+        lines += ["", "## Failed validations", ""]
+        lines += [f"- {r['model']} / {r['component']} / {r['variant']} @ {r['point']}: {'; '.join(r['failures'])}" for r in failed]
+    env = summary["environment"]
+    lines += ["", "## Environment", "", f"- CPU: {env['cpu']} ({env['cpu_count']} logical cores), threads per backend: {env['threads']}",
+              f"- hosts: {', '.join(env.get('hosts', [])) or env['hostname']}",
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+              "", "RTF = p50 compute seconds / seconds of audio produced per call (all batch items); speedup = PyTorch eager p50 / this p50.", ""]
+    return "\n".join(lines)
+
+
+def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>ttskiln report</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
+             ".fail{background:#fdd}.banner{background:#fff3cd;border:1px solid #e0c060;padding:0.8em;margin:1em 0}</style>",
+             "</head><body><h1>ttskiln report</h1>"]
+    for note in summary["notes"]:
+        parts.append(f"<div class='banner'><strong>{esc(note)}</strong></div>")
+    for model, meta in summary["models"].items():
+        weights = "synthetic (seeded random weights)" if meta.get("synthetic") else "checkpoint " + esc(str(meta["checkpoint"]))
+        parts.append(f"<h2>{esc(model)}</h2><p>family {esc(meta['family'])}; {weights}; parameters {meta.get('parameters', '–')}</p>")
+        if model in plots:
+            parts.append(f"<img src='{esc(plots[model])}' alt='latency vs length for {esc(model)}'>")
+        rows = [r for r in summary["rows"] if r["model"] == model]
+        head = ["component", "variant", "backend", "point", "max_abs_err", "mse", "cosine", "snr_db", "passed", "p50_ms", "p90_ms", "p99_ms", "rtf", "speedup_vs_torch"]
+        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>")
+        for row in rows:
+            cls = " class='fail'" if row.get("passed") is False else ""
+            cells = [row["component"], row["variant"], row["backend"], row["point"], _fmt(row["max_abs_err"]), _fmt(row["mse"]),
+                     _fmt(row["cosine"], ".7f"), _fmt(row["snr_db"], ".1f"), _fmt(row["passed"]).replace("**", ""),
+                     _fmt(row["p50_ms"], ".2f"), _fmt(row["p90_ms"], ".2f"), _fmt(row["p99_ms"], ".2f"), _fmt(row["rtf"], ".4f"),
+                     _fmt(row["speedup_vs_torch"], ".2f")]
+            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    env = summary["environment"]
+    parts.append(f"<h2>Environment</h2><p>{esc(env['cpu'])}, {env['cpu_count']} cores, {env['threads']} threads per backend; "
+                 + esc(", ".join(f"{k} {v}" for k, v in env["versions"].items())) + "</p></body></html>")
+    return "\n".join(parts)
+
+
+def gate(*, validations: list[str], model: str, output: str) -> None:
+    """Fail (after the report is written) if any artifact of ``model`` broke a tolerance."""
+    from ttskiln.errors import ValidationFailed
+
+    failed = [v for v in _load(validations) if not v["passed"]]
+    if failed:
+        lines = [f"{v['variant']} artifact {v['artifact']} at point {v['point']}: {'; '.join(v['failures'])}" for v in failed]
+        raise ValidationFailed(f"model '{model}': {len(failed)} validation(s) failed:\n  " + "\n  ".join(lines))
+    write_text(output, f"{model}: {len(_load(validations))} validations passed\n")

@@ -1,0 +1,49 @@
+"""Running a component: PyTorch eager and ONNX Runtime, with one thread setting for both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.families.base import ComponentSpec
+
+CPU = "CPUExecutionProvider"
+
+
+def torch_run(module: Any, spec: ComponentSpec, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a component module on numpy inputs; outputs by name, as float32 numpy arrays."""
+    import torch
+
+    args = [torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in spec.input_names]
+    with torch.inference_mode():
+        result = module(*args)
+    if isinstance(result, torch.Tensor):
+        result = (result,)
+    return {name: t.detach().cpu().numpy() for name, t in zip(spec.output_names, result)}
+
+
+def set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def ort_session(path: str | Path, threads: int | None = None, providers: Sequence[str] = (CPU,)) -> Any:
+    """An ONNX Runtime session; ``threads`` sets intra-op threads (inter-op is 1)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())

@@ -1,0 +1,105 @@
+"""Stage 4: compare an ONNX artifact on ONNX Runtime with the stored PyTorch outputs.
+
+Polygraphy runs the artifact (OnnxrtRunner) and compares it with the reference outputs
+(max abs error via SimpleCompareFunc, cosine similarity, SNR; MSE from its L2 norm). The
+result is a JSON record with the metrics, the worst over outputs, and pass/fail against the
+model's tolerances. Validation never raises for a failing artifact: the gate rule does,
+after the report has marked it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ttskiln.atomic import write_json
+from ttskiln.metrics import failures, worst
+from ttskiln.reference import load_reference
+
+REFERENCE_RUNNER = "pytorch"
+
+
+def compare_outputs(
+    expected: dict[str, np.ndarray], got: dict[str, np.ndarray], runner_name: str
+) -> dict[str, dict[str, Any]]:
+    """Per-output metrics computed by Polygraphy's comparators."""
+    from polygraphy.comparator import (
+        Comparator,
+        CompareFunc,
+        CosineSimilarityCompareFunc,
+        IterationResult,
+        L2CompareFunc,
+        RunResults,
+        SnrCompareFunc,
+    )
+
+    per_output: dict[str, dict[str, Any]] = {}
+    shared = [name for name in expected if name in got]
+    for name in expected:
+        if name not in got:
+            per_output[name] = {"error": "missing from the artifact's outputs"}
+        elif expected[name].shape != got[name].shape:
+            per_output[name] = {
+                "error": f"shape {list(got[name].shape)} != reference {list(expected[name].shape)}"
+            }
+    shared = [n for n in shared if n not in per_output]
+    if not shared:
+        return per_output
+    results = RunResults()
+    results.append((REFERENCE_RUNNER, [IterationResult({n: expected[n] for n in shared}, runner_name=REFERENCE_RUNNER)]))
+    results.append((runner_name, [IterationResult({n: got[n] for n in shared}, runner_name=runner_name)]))
+    funcs = [
+        CompareFunc.simple(atol=np.inf, rtol=np.inf, check_error_stat="max"),
+        CosineSimilarityCompareFunc(cosine_similarity_threshold=-1.0),
+        SnrCompareFunc(snr_threshold=-np.inf),
+        L2CompareFunc(l2_threshold=np.inf),
+    ]
+    accuracy = Comparator.compare_accuracy(results, compare_func=funcs)
+    values: dict[str, dict[str, Any]] = {name: {} for name in shared}
+    for acc in accuracy:
+        for iterations in acc.values():
+            for name, res in iterations[0].items():
+                entry = values[name]
+                if hasattr(res, "max_absdiff"):
+                    entry["max_abs_err"] = res.max_absdiff
+                elif hasattr(res, "cosine_similarity"):
+                    entry["cosine"] = float(res.cosine_similarity)
+                elif hasattr(res, "snr"):
+                    entry["snr_db"] = float(res.snr)
+                elif hasattr(res, "l2_norm"):
+                    entry["mse"] = float(res.l2_norm) ** 2 / max(expected[name].size, 1)
+    per_output.update(values)
+    return per_output
+
+
+def validate_artifact(
+    *,
+    artifact: str,
+    reference: str,
+    tolerances: dict[str, float],
+    output: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+
+    inputs, expected = load_reference(reference)
+    runner = OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
+    with runner:
+        got = {k: np.asarray(v) for k, v in runner.infer(inputs).items()}
+    per_output = compare_outputs(expected, got, runner.name)
+    errors = [f"{name}: {m['error']}" for name, m in per_output.items() if "error" in m]
+    summary = worst([m for m in per_output.values() if "error" not in m])
+    broken = errors + failures(summary, tolerances)
+    record = {
+        **labels,
+        "artifact": artifact,
+        "backend": "onnxruntime-cpu",
+        "metrics": summary,
+        "outputs": per_output,
+        "tolerances": tolerances,
+        "passed": not broken,
+        "failures": broken,
+    }
+    write_json(output, record)
+    return record
