@@ -9,6 +9,13 @@ rule benchmark_torch:
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/benchmark/torch/{point}.json",
+    log:
+        "logs/benchmark_torch/{model}/{component}/{point}.log",
+    benchmark:
+        "benchmarks/benchmark_torch/{model}/{component}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: workflow.cores
     params:
         family=lambda w: MODELS[w.model].family,
         checkpoint=lambda w: MODELS[w.model].checkpoint,
@@ -16,11 +23,6 @@ rule benchmark_torch:
         options=lambda w: MODELS[w.model].options,
         bench=PLAN.benchmark,
         code=stage_code("ttskiln.benchmark"),
-    threads: workflow.cores
-    log:
-        "logs/benchmark_torch/{model}/{component}/{point}.log",
-    benchmark:
-        "benchmarks/benchmark_torch/{model}/{component}/{point}.tsv"
     script:
         "../scripts/benchmark.py"
 
@@ -32,17 +34,19 @@ rule benchmark_onnx:
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point}.json",
+    log:
+        "logs/benchmark_onnx/{model}/{component}/{backend}/{variant}/{point}.log",
+    benchmark:
+        "benchmarks/benchmark_onnx/{model}/{component}/{backend}/{variant}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: workflow.cores
     params:
         family=lambda w: MODELS[w.model].family,
         checkpoint=lambda w: MODELS[w.model].checkpoint,
         options=lambda w: MODELS[w.model].options,
         bench=PLAN.benchmark,
         code=stage_code("ttskiln.benchmark"),
-    threads: workflow.cores
-    log:
-        "logs/benchmark_onnx/{model}/{component}/{backend}/{variant}/{point}.log",
-    benchmark:
-        "benchmarks/benchmark_onnx/{model}/{component}/{backend}/{variant}/{point}.tsv"
     script:
         "../scripts/benchmark.py"
 

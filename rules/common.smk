@@ -4,13 +4,14 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+# The scheduling process imports ttskiln from this checkout; job scripts use the installed
+# package (`make` installs it in editable mode, envs/cpu.yaml installs it too).
 sys.path.insert(0, workflow.basedir)
 
 from ttskiln.errors import TtskilnError
 from ttskiln.families import family_module
 from ttskiln.fingerprint import code_hash
 from ttskiln.plan import VARIANTS, build_plan, synthetic_dir
-
 
 validate(config, schema="../config/schema.yaml")
 
@@ -42,7 +43,11 @@ def stage_code(*modules):
     """Input function: the hash of the ttskiln code a stage runs for this model's family."""
 
     def code(wildcards):
-        family = family_module(MODELS[wildcards.model].family) if "model" in wildcards.keys() else None
+        family = (
+            family_module(MODELS[wildcards.model].family)
+            if "model" in wildcards.keys()
+            else None
+        )
         return code_hash([m for m in (family, *modules) if m])
 
     return code
@@ -61,7 +66,11 @@ def get_checkpoint_input(wildcards):
 
 def get_sample_inputs(wildcards):
     model = MODELS[wildcards.model]
-    return [model.sample_inputs] if wildcards.point == "sample" and model.sample_inputs else []
+    return (
+        [model.sample_inputs]
+        if wildcards.point == "sample" and model.sample_inputs
+        else []
+    )
 
 
 def get_reference(wildcards):
@@ -87,7 +96,9 @@ def get_benchmarks(wildcards=None):
     for name, m in MODELS.items():
         for component in m.components:
             for point in m.points:
-                paths.append(f"artifacts/{name}/{component}/benchmark/torch/{point.name}.json")
+                paths.append(
+                    f"artifacts/{name}/{component}/benchmark/torch/{point.name}.json"
+                )
                 paths += [
                     f"artifacts/{name}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
                     for backend in BACKENDS

@@ -4,6 +4,12 @@ rule export:
         checkpoint=get_checkpoint_input,
     output:
         "artifacts/{model}/{component}/export.onnx",
+    log:
+        "logs/export/{model}/{component}.log",
+    benchmark:
+        "benchmarks/export/{model}/{component}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     params:
         family=lambda w: MODELS[w.model].family,
         checkpoint=lambda w: MODELS[w.model].checkpoint,
@@ -12,10 +18,6 @@ rule export:
         opset=PLAN.opset,
         synthetic=lambda w: MODELS[w.model].synthetic is not None,
         code=stage_code("ttskiln.export"),
-    log:
-        "logs/export/{model}/{component}.log",
-    benchmark:
-        "benchmarks/export/{model}/{component}.tsv"
     script:
         "../scripts/export.py"
 
@@ -26,13 +28,15 @@ rule simplify:
         "artifacts/{model}/{component}/export.onnx",
     output:
         "artifacts/{model}/{component}/fp32.onnx",
-    params:
-        simplifier=lambda w: MODELS[w.model].simplifier,
-        code=stage_code("ttskiln.simplify"),
     log:
         "logs/simplify/{model}/{component}.log",
     benchmark:
         "benchmarks/simplify/{model}/{component}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        simplifier=lambda w: MODELS[w.model].simplifier,
+        code=stage_code("ttskiln.simplify"),
     script:
         "../scripts/simplify.py"
 

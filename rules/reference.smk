@@ -5,6 +5,12 @@ rule reference:
         sample=get_sample_inputs,
     output:
         "artifacts/{model}/{component}/reference/{point}.npz",
+    log:
+        "logs/reference/{model}/{component}/{point}.log",
+    benchmark:
+        "benchmarks/reference/{model}/{component}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     params:
         family=lambda w: MODELS[w.model].family,
         checkpoint=lambda w: MODELS[w.model].checkpoint,
@@ -12,11 +18,9 @@ rule reference:
         options=lambda w: MODELS[w.model].options,
         sizes=get_point_sizes,
         seed=PLAN.seed,
-        sample_inputs=lambda w: MODELS[w.model].sample_inputs if w.point == "sample" else None,
+        sample_inputs=lambda w: (
+            MODELS[w.model].sample_inputs if w.point == "sample" else None
+        ),
         code=stage_code("ttskiln.reference"),
-    log:
-        "logs/reference/{model}/{component}/{point}.log",
-    benchmark:
-        "benchmarks/reference/{model}/{component}/{point}.tsv"
     script:
         "../scripts/reference.py"

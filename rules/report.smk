@@ -8,14 +8,16 @@ rule report:
         summary_md="reports/summary.md",
         index_html="reports/index.html",
         plots=list(get_plots().values()),
-    params:
-        models=get_models_meta(),
-        plots=get_plots(),
-        code=stage_code("ttskiln.report"),
     log:
         "logs/report/report.log",
     benchmark:
         "benchmarks/report/report.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        models=get_models_meta(),
+        plots=get_plots(),
+        code=stage_code("ttskiln.report"),
     script:
         "../scripts/report.py"
 
@@ -29,5 +31,7 @@ rule gate:
         "artifacts/{model}/validation.ok",
     log:
         "logs/gate/{model}.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/gate.py"

@@ -5,13 +5,15 @@ rule validate:
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/validate/{variant}/{point}.json",
-    params:
-        tolerances=lambda w: MODELS[w.model].tolerances,
-        code=stage_code("ttskiln.validate"),
     log:
         "logs/validate/{model}/{component}/{variant}/{point}.log",
     benchmark:
         "benchmarks/validate/{model}/{component}/{variant}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        tolerances=lambda w: MODELS[w.model].tolerances,
+        code=stage_code("ttskiln.validate"),
     script:
         "../scripts/validate.py"
 

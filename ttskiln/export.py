@@ -42,13 +42,22 @@ def export_component(
 def export_module(
     module: Any, spec: ComponentSpec, example: dict[str, np.ndarray], path: Path, opset: int, exporter: str
 ) -> None:
+    import contextlib
+    import io
+    import logging
+    import warnings
+
     import torch
 
     if exporter not in EXPORTERS:
         raise TtskilnError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
     common = dict(input_names=spec.input_names, output_names=spec.output_names, opset_version=opset)
-    with torch.no_grad():
+    # The exporters print progress and deprecation chatter; keep logs to what matters.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    chatter = io.StringIO()
+    with torch.no_grad(), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         if exporter == "dynamo":
             dims: dict[str, Any] = {}
             shapes = {}

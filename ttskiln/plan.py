@@ -110,7 +110,9 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         path = Path(ckpt) if Path(ckpt).is_absolute() else workdir / ckpt
         if not path.exists():
             raise ConfigError(f"checkpoint {ckpt} not found (looked at {path})")
-        checkpoint = str(path)
+        # Jobs run in the working directory: keep the path as written, so moving the whole
+        # folder does not invalidate the cache.
+        checkpoint = str(ckpt)
         config = family.read_config(path, options)
         if check_files:
             family.check_checkpoint(path, config)
@@ -129,7 +131,6 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         sample_path = Path(sample) if Path(sample).is_absolute() else workdir / sample
         sizes = _check_sample_inputs(sample_path, info) if check_files or sample_path.exists() else {}
         points.append(Point(SAMPLE_POINT, SAMPLE_POINT, sizes))
-        sample = str(sample_path)
     tolerances = {**family.default_tolerances, **(entry.get("tolerances") or {})}
     return ModelPlan(
         name=name,

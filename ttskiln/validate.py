@@ -26,11 +26,11 @@ def compare_outputs(
     """Per-output metrics computed by Polygraphy's comparators."""
     from polygraphy.comparator import (
         Comparator,
-        CompareFunc,
         CosineSimilarityCompareFunc,
         IterationResult,
         L2CompareFunc,
         RunResults,
+        SimpleCompareFunc,
         SnrCompareFunc,
     )
 
@@ -50,7 +50,7 @@ def compare_outputs(
     results.append((REFERENCE_RUNNER, [IterationResult({n: expected[n] for n in shared}, runner_name=REFERENCE_RUNNER)]))
     results.append((runner_name, [IterationResult({n: got[n] for n in shared}, runner_name=runner_name)]))
     funcs = [
-        CompareFunc.simple(atol=np.inf, rtol=np.inf, check_error_stat="max"),
+        SimpleCompareFunc(atol=np.inf, rtol=np.inf, check_error_stat="max"),
         CosineSimilarityCompareFunc(cosine_similarity_threshold=-1.0),
         SnrCompareFunc(snr_threshold=-np.inf),
         L2CompareFunc(l2_threshold=np.inf),
