@@ -51,6 +51,31 @@ rule benchmark_onnx:
         "../scripts/benchmark.py"
 
 
+rule benchmark_chunked:
+    """ONNX Runtime latency of the fp32 graph run in overlapping windows."""
+    input:
+        artifact="artifacts/{model}/{component}/fp32.onnx",
+        reference=get_reference,
+    output:
+        "artifacts/{model}/{component}/benchmark/{backend}/fp32-chunked/{point}.json",
+    log:
+        "logs/benchmark_chunked/{model}/{component}/{backend}/{point}.log",
+    benchmark:
+        "benchmarks/benchmark_chunked/{model}/{component}/{backend}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: workflow.cores
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        options=lambda w: MODELS[w.model].options,
+        bench=PLAN.benchmark,
+        chunking=lambda w: MODELS[w.model].chunk_params(w.component),
+        code=stage_code("ttskiln.benchmark"),
+    script:
+        "../scripts/benchmark.py"
+
+
 rule benchmarks:
     """Named target: every benchmark record."""
     input:

@@ -11,7 +11,7 @@ sys.path.insert(0, workflow.basedir)
 from ttskiln.errors import TtskilnError
 from ttskiln.families import family_module
 from ttskiln.fingerprint import code_hash
-from ttskiln.plan import VARIANTS, build_plan, synthetic_dir
+from ttskiln.plan import CHUNKED_VARIANT, VARIANTS, build_plan, synthetic_dir
 
 validate(config, schema="../config/schema.yaml")
 
@@ -79,12 +79,18 @@ def get_reference(wildcards):
 
 def get_model_validations(model):
     m = MODELS[model]
-    return [
+    paths = [
         f"artifacts/{model}/{component}/validate/{variant}/{point.name}.json"
         for component in m.components
         for variant in VARIANTS
         for point in m.points
     ]
+    paths += [
+        f"artifacts/{model}/{component}/validate/{CHUNKED_VARIANT}/{point.name}.json"
+        for component in m.components
+        for point in m.chunked_points(component)
+    ]
+    return paths
 
 
 def get_validations(wildcards=None):
@@ -104,6 +110,11 @@ def get_benchmarks(wildcards=None):
                     for backend in BACKENDS
                     for variant in VARIANTS
                 ]
+            paths += [
+                f"artifacts/{name}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"
+                for backend in BACKENDS
+                for point in m.chunked_points(component)
+            ]
     return paths
 
 

@@ -13,6 +13,29 @@ rule validate:
         "../envs/cpu.yaml"
     params:
         tolerances=lambda w: MODELS[w.model].tolerances,
+        audio=lambda w: MODELS[w.model].audio(w.component),
+        code=stage_code("ttskiln.validate"),
+    script:
+        "../scripts/validate.py"
+
+
+rule validate_chunked:
+    """The fp32 graph run in overlapping windows vs the full-length PyTorch output."""
+    input:
+        artifact="artifacts/{model}/{component}/fp32.onnx",
+        reference=get_reference,
+    output:
+        "artifacts/{model}/{component}/validate/fp32-chunked/{point}.json",
+    log:
+        "logs/validate_chunked/{model}/{component}/{point}.log",
+    benchmark:
+        "benchmarks/validate_chunked/{model}/{component}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        tolerances=lambda w: MODELS[w.model].tolerances,
+        audio=lambda w: MODELS[w.model].audio(w.component),
+        chunking=lambda w: MODELS[w.model].chunk_params(w.component),
         code=stage_code("ttskiln.validate"),
     script:
         "../scripts/validate.py"

@@ -15,11 +15,12 @@ with job(snakemake.log[0], w.model):
         threads=snakemake.params.bench["threads"],
         warmup=snakemake.params.bench["warmup"],
         repeats=snakemake.params.bench["repeats"],
+        chunking=snakemake.params.get("chunking"),
         output=snakemake.output[0],
         labels={
             "model": w.model,
             "component": w.component,
-            "variant": w.get("variant", "reference"),
+            "variant": w.get("variant", "fp32-chunked" if snakemake.params.get("chunking") else "reference"),
             "point": w.point,
         },
     )

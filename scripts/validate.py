@@ -7,6 +7,8 @@ with job(snakemake.log[0], w.model):
         artifact=snakemake.input.artifact,
         reference=snakemake.input.reference,
         tolerances=dict(snakemake.params.tolerances),
+        audio=snakemake.params.audio,
+        chunking=snakemake.params.get("chunking"),
         output=snakemake.output[0],
-        labels={"model": w.model, "component": w.component, "variant": w.variant, "point": w.point},
+        labels={"model": w.model, "component": w.component, "variant": w.get("variant", "fp32-chunked"), "point": w.point},
     )

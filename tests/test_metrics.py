@@ -49,3 +49,38 @@ def test_failures_name_metric_and_direction():
     broken = failures({"max_abs_err": 3e-3, "cosine": 0.9, "snr_db": 80.0}, {"max_abs_err": 1e-4, "cosine": 0.99, "snr_db": 60})
     assert broken == ["max_abs_err 0.003 > 0.0001", "cosine 0.9 < 0.99"]
     assert worst([{"max_abs_err": 1.0, "cosine": 0.5}, {"max_abs_err": 2.0, "cosine": 0.9}]) == {"max_abs_err": 2.0, "cosine": 0.5}
+
+
+def _tone(sr=24000, seconds=1.0):
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(0)
+    return (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 1250 * t) + 0.01 * rng.standard_normal(t.size))[None]
+
+
+def test_audio_metrics_identical_is_zero():
+    from ttskiln.audio_metrics import audio_metrics
+
+    x = _tone()
+    assert audio_metrics(x, x, 24000) == {"mrstft": 0.0, "logmel_l1": 0.0}
+
+
+def test_audio_metrics_of_a_scaled_signal():
+    from ttskiln.audio_metrics import audio_metrics
+
+    x = _tone()
+    m = audio_metrics(x, 2 * x, 24000)
+    # log-mel L1 is |ln 2| exactly; MR-STFT is spectral convergence |1 - 2| plus |ln 2|.
+    assert m["logmel_l1"] == pytest.approx(math.log(2), rel=1e-6)
+    assert m["mrstft"] == pytest.approx(1 + math.log(2), rel=1e-6)
+
+
+def test_audio_metrics_grow_with_delay():
+    from ttskiln.audio_metrics import audio_metrics
+
+    x = _tone()
+    small = audio_metrics(x, np.roll(x, 10, axis=-1), 24000)
+    large = audio_metrics(x, np.roll(x, 240, axis=-1), 24000)
+    assert 0 < small["mrstft"] < large["mrstft"]
+    assert 0 < small["logmel_l1"] < large["logmel_l1"]
+    # A waveform can be far off sample by sample and close in the spectrum, or the reverse.
+    assert tensor_metrics(x, np.roll(x, 10, axis=-1))["max_abs_err"] > 0.1

@@ -36,6 +36,7 @@ def _base_config(workdir: Path) -> dict:
                 "simplifier": "onnxslim",
                 "sample_inputs": "sample.npz",
                 "tolerances": {"max_abs_err": 1e-4, "snr_db": 60},
+                "chunking": {"window": 40, "overlap": 16, "crossfade": 4},
             },
         },
     }
@@ -85,15 +86,20 @@ def test_all_six_stages_write_their_artifacts(built):
 def test_report_rows_and_flags(built):
     summary = json.loads((built / "reports/summary.json").read_text())
     rows = summary["rows"]
-    # tiny: 2 points x (torch + 2 ONNX variants); real: 3 points x 3.
-    assert len(rows) == 2 * 3 + 3 * 3
+    # tiny: 2 points x (torch + 2 ONNX variants); real: 3 points x 3, plus the chunked fp32
+    # at the two points longer than one 40-frame window.
+    assert len(rows) == 2 * 3 + 3 * 3 + 2
     for row in rows:
         assert set(ROW_FIELDS) <= set(row)
         assert row["p50_ms"] > 0 and row["p50_ms"] <= row["p99_ms"]
         assert row["rtf"] > 0
     onnx_rows = [r for r in rows if r["backend"] == "onnxruntime-cpu"]
     assert all(r["passed"] is True and r["max_abs_err"] < 1e-4 and r["cosine"] > 0.9999 for r in onnx_rows)
-    assert {r["variant"] for r in onnx_rows} == {"export", "fp32"}
+    assert {r["variant"] for r in onnx_rows} == {"export", "fp32", "fp32-chunked"}
+    chunked = [r for r in onnx_rows if r["variant"] == "fp32-chunked"]
+    assert sorted(r["point"] for r in chunked) == ["q-max", "q-opt"]
+    assert all(r["chunking"]["chunks"] >= 2 and r["chunk_interior_max_abs_err"] < 1e-5 for r in chunked)
+    assert all(r["mrstft"] < 1e-3 and r["logmel_l1"] < 1e-3 for r in onnx_rows)
     assert all(r["speedup_vs_torch"] == pytest.approx(1.0) for r in rows if r["backend"] == "pytorch-eager")
     sample = [r for r in rows if r["point"] == "sample"]
     assert sample and all(r["shape"] == {"mel": [1, 100, 21]} for r in sample)
@@ -127,8 +133,8 @@ def test_profile_edit_reruns_only_that_models_point(workdir):
 def test_tolerance_edit_reruns_only_validation_and_report(workdir):
     _edit_config(workdir, lambda c: c["models"]["real"]["tolerances"].update(max_abs_err=2e-4))
     jobs = planned_jobs(workdir)
-    assert _rules(jobs) == ["gate", "report", "validate"]
-    assert all("/real/" in out for rule, out in jobs if rule == "validate")
+    assert _rules(jobs) == ["gate", "report", "validate", "validate_chunked"]
+    assert all("/real/" in out for rule, out in jobs if rule.startswith("validate"))
 
 
 def test_family_code_change_reruns_its_exports(workdir, tmp_path):

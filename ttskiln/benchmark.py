@@ -66,7 +66,9 @@ def benchmark(
     repeats: int,
     output: str,
     labels: dict[str, str],
+    chunking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Time one backend at one point; ``chunking`` runs an ONNX artifact in overlapping windows."""
     from ttskiln.runtime import ort_session, set_torch_threads
 
     fam = get_family(family)
@@ -91,6 +93,19 @@ def benchmark(
 
         def call() -> Any:
             return session.run(None, feed)
+
+        if chunking:
+            from ttskiln.chunking import Chunking, chunked_run
+
+            plan = Chunking(int(chunking["window"]), int(chunking["overlap"]), int(chunking["crossfade"]))
+            names = [o.name for o in session.get_outputs()]
+            index = names.index(chunking["output"])
+
+            def run_chunk(chunk: np.ndarray) -> np.ndarray:
+                return session.run(None, {**feed, chunking["input"]: chunk})[index]
+
+            def call() -> Any:
+                return chunked_run(run_chunk, feed[chunking["input"]], plan, int(chunking["hop"]))
 
     else:
         raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")

@@ -1,7 +1,8 @@
 """Tensor metrics between a reference and a candidate, and the tolerance check.
 
-Directions: ``max_abs_err`` and ``mse`` must stay at or below their tolerance; ``cosine`` and
-``snr_db`` at or above it.
+Directions: ``max_abs_err``, ``mse`` and the audio metrics (``mrstft``, ``logmel_l1``, see
+``ttskiln.audio_metrics``) must stay at or below their tolerance; ``cosine`` and ``snr_db`` at or
+above it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 import numpy as np
 
-UPPER_BOUND = ("max_abs_err", "mse")
+UPPER_BOUND = ("max_abs_err", "mse", "mrstft", "logmel_l1")
 LOWER_BOUND = ("cosine", "snr_db")
 METRICS = UPPER_BOUND + LOWER_BOUND
 

@@ -23,7 +23,8 @@ SAMPLE_POINT = "sample"
 LEVELS = ("min", "opt", "max")
 #: Variants built today: the raw export and the simplified fp32 graph.
 VARIANTS = ("export", "fp32")
-METRICS = {"max_abs_err": "max", "mse": "max", "cosine": "min", "snr_db": "min"}
+#: The fp32 graph run in overlapping windows (long audio through a length-limited engine).
+CHUNKED_VARIANT = "fp32-chunked"
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,33 @@ class ModelPlan:
     sample_inputs: str | None
     checkpoint_sha256: str | None
     options: dict[str, Any] = field(default_factory=dict)
+    chunking: dict[str, int] | None = None
 
     @property
     def components(self) -> list[str]:
         return [c.name for c in self.info.components]
+
+    def audio(self, component: str) -> dict[str, Any] | None:
+        """The component's audio output and sample rate, for the audio metrics."""
+        spec = self.info.component(component)
+        if not spec.audio_output:
+            return None
+        return {"output": spec.audio_output, "sample_rate": self.info.sample_rate}
+
+    def chunk_params(self, component: str) -> dict[str, Any] | None:
+        """What chunked vocoding of ``component`` needs, or None if it is not chunked."""
+        spec = self.info.component(component)
+        if not self.chunking or not spec.chunk_input or not spec.audio_output:
+            return None
+        return {"input": spec.chunk_input, "output": spec.audio_output, "hop": self.info.hop_length, **self.chunking}
+
+    def chunked_points(self, component: str) -> list[Point]:
+        """Points longer than one window: there chunked output is compared with full length."""
+        params = self.chunk_params(component)
+        if params is None:
+            return []
+        axis = self.info.component(component).time_axis
+        return [p for p in self.points if p.sizes.get(axis, 0) > params["window"]]
 
     def point(self, name: str) -> Point:
         for point in self.points:
@@ -132,6 +156,18 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         sizes = _check_sample_inputs(sample_path, info) if check_files or sample_path.exists() else {}
         points.append(Point(SAMPLE_POINT, SAMPLE_POINT, sizes))
     tolerances = {**family.default_tolerances, **(entry.get("tolerances") or {})}
+    chunking = None
+    if entry.get("chunking"):
+        from ttskiln.chunking import Chunking
+
+        spec = entry["chunking"]
+        plan = Chunking(int(spec["window"]), int(spec.get("overlap", 0)), int(spec.get("crossfade", 0)))
+        if not any(c.chunk_input for c in info.components):
+            raise ConfigError(f"chunking is set, but no component of family {family.name!r} can be chunked")
+        floor = max(c.axis_min.get(c.time_axis, 1) for c in info.components)
+        if plan.window < floor:
+            raise ConfigError(f"chunking window {plan.window} is below the smallest input the model accepts ({floor})")
+        chunking = {"window": plan.window, "overlap": plan.overlap, "crossfade": plan.crossfade}
     return ModelPlan(
         name=name,
         family=family.name,
@@ -146,6 +182,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         sample_inputs=sample,
         checkpoint_sha256=sha,
         options=options,
+        chunking=chunking,
     )
 
 

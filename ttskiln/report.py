@@ -28,6 +28,8 @@ ROW_FIELDS = (
     "mse",
     "cosine",
     "snr_db",
+    "mrstft",
+    "logmel_l1",
     "passed",
     "p50_ms",
     "p90_ms",
@@ -67,6 +69,8 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "mse": metrics.get("mse"),
             "cosine": metrics.get("cosine"),
             "snr_db": metrics.get("snr_db"),
+            "mrstft": metrics.get("mrstft"),
+            "logmel_l1": metrics.get("logmel_l1"),
             "passed": check.get("passed") if check else None,
             "p50_ms": bench["p50_ms"],
             "p90_ms": bench["p90_ms"],
@@ -77,6 +81,11 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "audio_seconds": bench["audio_seconds"],
             "failures": check.get("failures", []),
         }
+        if "chunking" in check:
+            chunk = check["chunking"]
+            row["chunking"] = {k: chunk.get(k) for k in ("window", "overlap", "crossfade", "chunks")}
+            row["chunk_boundary_max_abs_err"] = chunk.get("boundary_max_abs_err")
+            row["chunk_interior_max_abs_err"] = chunk.get("interior_max_abs_err")
         rows.append(row)
     # Validated artifacts without a benchmark (none today) still get their accuracy row.
     benched = {(r["model"], r["component"], r["variant"], r["point"]) for r in rows}
@@ -162,38 +171,71 @@ def _fmt(value: Any, spec: str = ".3g") -> str:
     if value is None:
         return "–"
     if isinstance(value, bool):
-        return "pass" if value else "**FAIL**"
+        return "pass" if value else "FAIL"
     if isinstance(value, float):
         return format(value, spec) if math.isfinite(value) else ("inf" if value > 0 else str(value))
     return str(value)
+
+
+def _shape(row: dict[str, Any]) -> str:
+    return ";".join("x".join(str(d) for d in s) for s in (row.get("shape") or {}).values())
+
+
+#: Result table columns: (header, cell).
+COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("component", lambda r: r["component"]),
+    ("variant", lambda r: r["variant"]),
+    ("backend", lambda r: r["backend"]),
+    ("point", lambda r: r["point"]),
+    ("shape", _shape),
+    ("max_abs_err", lambda r: _fmt(r["max_abs_err"])),
+    ("mse", lambda r: _fmt(r["mse"])),
+    ("cosine", lambda r: _fmt(r["cosine"], ".7f")),
+    ("snr_db", lambda r: _fmt(r["snr_db"], ".1f")),
+    ("mrstft", lambda r: _fmt(r.get("mrstft"))),
+    ("logmel_l1", lambda r: _fmt(r.get("logmel_l1"))),
+    ("passed", lambda r: _fmt(r["passed"])),
+    ("p50_ms", lambda r: _fmt(r["p50_ms"], ".2f")),
+    ("p90_ms", lambda r: _fmt(r["p90_ms"], ".2f")),
+    ("p99_ms", lambda r: _fmt(r["p99_ms"], ".2f")),
+    ("rtf", lambda r: _fmt(r["rtf"], ".4f")),
+    ("speedup_vs_torch", lambda r: _fmt(r["speedup_vs_torch"], ".2f")),
+)
+
+
+def _weights(meta: dict[str, Any]) -> str:
+    if meta.get("synthetic"):
+        return f"synthetic (seeded random weights, preset {meta.get('synthetic_preset')})"
+    return f"checkpoint sha256 {str(meta.get('checkpoint_sha256'))[:12]}"
+
+
+def _environment_lines(env: dict[str, Any]) -> list[str]:
+    return [
+        f"CPU: {env['cpu']} ({env['cpu_count']} logical cores), threads per backend: {env['threads']}",
+        f"hosts: {', '.join(env.get('hosts', [])) or env['hostname']}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        "RTF = p50 compute seconds / seconds of audio produced per call (all batch items); "
+        "speedup = PyTorch eager p50 / this p50.",
+    ]
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
     lines = ["# ttskiln report", ""]
     for note in summary["notes"]:
         lines += [f"> **{note}**", ""]
-    lines += ["## Models", "", "| model | family | checkpoint | weights | parameters |", "|---|---|---|---|---|"]
-    for name, meta in summary["models"].items():
-        weights = "synthetic (seeded random)" if meta.get("synthetic") else f"sha256 {meta.get('checkpoint_sha256', '')[:12]}"
-        lines.append(f"| {name} | {meta['family']} | {meta['checkpoint']} | {weights} | {meta.get('parameters', '–')} |")
-    head = ["model", "component", "variant", "backend", "point", "shape", "max_abs_err", "cosine", "snr_db", "passed", "p50_ms", "p90_ms", "p99_ms", "rtf", "speedup_vs_torch"]
-    lines += ["", "## Results", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in summary["rows"]:
-        shape = ";".join("x".join(str(d) for d in s) for s in (row.get("shape") or {}).values())
-        cells = [row["model"], row["component"], row["variant"], row["backend"], row["point"], shape,
-                 _fmt(row["max_abs_err"]), _fmt(row["cosine"], ".7f"), _fmt(row["snr_db"], ".1f"), _fmt(row["passed"]),
-                 _fmt(row["p50_ms"], ".2f"), _fmt(row["p90_ms"], ".2f"), _fmt(row["p99_ms"], ".2f"), _fmt(row["rtf"], ".4f"),
-                 _fmt(row["speedup_vs_torch"], ".2f")]
-        lines.append("| " + " | ".join(cells) + " |")
+    for model, meta in summary["models"].items():
+        lines += [f"## {model}", "", f"family {meta['family']}, checkpoint `{meta['checkpoint']}`, {_weights(meta)}, "
+                  f"parameters {meta.get('parameters', '–')}", ""]
+        lines += ["| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        for row in (r for r in summary["rows"] if r["model"] == model):
+            lines.append("| " + " | ".join(str(cell(row)) for _, cell in COLUMNS) + " |")
+        lines.append("")
     failed = [r for r in summary["rows"] if r.get("passed") is False]
     if failed:
-        lines += ["", "## Failed validations", ""]
+        lines += ["## Failed validations", ""]
         lines += [f"- {r['model']} / {r['component']} / {r['variant']} @ {r['point']}: {'; '.join(r['failures'])}" for r in failed]
-    env = summary["environment"]
-    lines += ["", "## Environment", "", f"- CPU: {env['cpu']} ({env['cpu_count']} logical cores), threads per backend: {env['threads']}",
-              f"- hosts: {', '.join(env.get('hosts', [])) or env['hostname']}",
-              "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-              "", "RTF = p50 compute seconds / seconds of audio produced per call (all batch items); speedup = PyTorch eager p50 / this p50.", ""]
+        lines.append("")
+    lines += ["## Environment", ""] + [f"- {line}" for line in _environment_lines(summary["environment"])] + [""]
     return "\n".join(lines)
 
 
@@ -207,24 +249,17 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     for note in summary["notes"]:
         parts.append(f"<div class='banner'><strong>{esc(note)}</strong></div>")
     for model, meta in summary["models"].items():
-        weights = "synthetic (seeded random weights)" if meta.get("synthetic") else "checkpoint " + esc(str(meta["checkpoint"]))
-        parts.append(f"<h2>{esc(model)}</h2><p>family {esc(meta['family'])}; {weights}; parameters {meta.get('parameters', '–')}</p>")
+        parts.append(f"<h2>{esc(model)}</h2><p>family {esc(meta['family'])}; checkpoint {esc(str(meta['checkpoint']))}; "
+                     f"{esc(_weights(meta))}; parameters {meta.get('parameters', '–')}</p>")
         if model in plots:
             parts.append(f"<img src='{esc(plots[model])}' alt='latency vs length for {esc(model)}'>")
-        rows = [r for r in summary["rows"] if r["model"] == model]
-        head = ["component", "variant", "backend", "point", "max_abs_err", "mse", "cosine", "snr_db", "passed", "p50_ms", "p90_ms", "p99_ms", "rtf", "speedup_vs_torch"]
-        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>")
-        for row in rows:
+        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h, _ in COLUMNS) + "</tr>")
+        for row in (r for r in summary["rows"] if r["model"] == model):
             cls = " class='fail'" if row.get("passed") is False else ""
-            cells = [row["component"], row["variant"], row["backend"], row["point"], _fmt(row["max_abs_err"]), _fmt(row["mse"]),
-                     _fmt(row["cosine"], ".7f"), _fmt(row["snr_db"], ".1f"), _fmt(row["passed"]).replace("**", ""),
-                     _fmt(row["p50_ms"], ".2f"), _fmt(row["p90_ms"], ".2f"), _fmt(row["p99_ms"], ".2f"), _fmt(row["rtf"], ".4f"),
-                     _fmt(row["speedup_vs_torch"], ".2f")]
-            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(row)))}</td>" for _, cell in COLUMNS) + "</tr>")
         parts.append("</table>")
-    env = summary["environment"]
-    parts.append(f"<h2>Environment</h2><p>{esc(env['cpu'])}, {env['cpu_count']} cores, {env['threads']} threads per backend; "
-                 + esc(", ".join(f"{k} {v}" for k, v in env["versions"].items())) + "</p></body></html>")
+    parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(summary["environment"])) + "</ul>")
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 

@@ -80,14 +80,32 @@ def validate_artifact(
     tolerances: dict[str, float],
     output: str,
     labels: dict[str, str],
+    audio: dict[str, Any] | None = None,
+    chunking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Validate one artifact at one point.
+
+    ``audio`` ({"output": name, "sample_rate": Hz}) adds the audio-domain metrics of that
+    output. ``chunking`` ({"input", "output", "hop", "window", "overlap", "crossfade"}) runs
+    the artifact in overlapping windows (see ``ttskiln.chunking``) and also records the error
+    at the chunk boundaries and away from them.
+    """
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
     inputs, expected = load_reference(reference)
     runner = OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
+    extra: dict[str, Any] = {}
     with runner:
-        got = {k: np.asarray(v) for k, v in runner.infer(inputs).items()}
+        if chunking:
+            got, extra = _chunked(runner.infer, inputs, expected, chunking)
+        else:
+            got = {k: np.asarray(v) for k, v in runner.infer(inputs).items()}
     per_output = compare_outputs(expected, got, runner.name)
+    if audio and "error" not in per_output.get(audio["output"], {"error": ""}):
+        from ttskiln.audio_metrics import audio_metrics
+
+        name = audio["output"]
+        per_output[name].update(audio_metrics(expected[name], got[name], int(audio["sample_rate"])))
     errors = [f"{name}: {m['error']}" for name, m in per_output.items() if "error" in m]
     summary = worst([m for m in per_output.values() if "error" not in m])
     broken = errors + failures(summary, tolerances)
@@ -100,6 +118,25 @@ def validate_artifact(
         "tolerances": tolerances,
         "passed": not broken,
         "failures": broken,
+        **extra,
     }
     write_json(output, record)
     return record
+
+
+def _chunked(
+    infer: Any, inputs: dict[str, np.ndarray], expected: dict[str, np.ndarray], chunking: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from ttskiln.chunking import Chunking, boundary_errors, chunked_run
+
+    plan = Chunking(int(chunking["window"]), int(chunking["overlap"]), int(chunking["crossfade"]))
+    name_in, name_out = chunking["input"], chunking["output"]
+
+    def run(chunk: np.ndarray) -> np.ndarray:
+        return np.asarray(infer({**inputs, name_in: chunk})[name_out])
+
+    audio, boundary = chunked_run(run, inputs[name_in], plan, int(chunking["hop"]))
+    info = {"chunks": len(plan.spans(inputs[name_in].shape[-1])), **chunking}
+    if audio.shape == expected[name_out].shape:
+        info.update(boundary_errors(expected[name_out], audio, boundary))
+    return {name_out: audio}, {"chunking": info}

@@ -37,7 +37,8 @@ class ComponentSpec:
 
     ``profile_axes`` are the dynamic axes a shape profile sets (min/opt/max); ``time_axis`` is
     the one that a profile may also give in seconds; ``axis_min`` are the smallest sizes the
-    graph accepts; ``audio_output`` names the output whose length measures audio seconds.
+    graph accepts; ``audio_output`` names the output whose length measures audio seconds;
+    ``chunk_input`` names the input that chunked vocoding cuts (see ``ttskiln.chunking``).
     """
 
     name: str
@@ -48,6 +49,8 @@ class ComponentSpec:
     axis_min: dict[str, int] = field(default_factory=lambda: {"batch": 1, "frames": 1})
     audio_output: str | None = "audio"
     trace_sizes: dict[str, int] = field(default_factory=lambda: {"batch": 2, "frames": 32})
+    #: The input a long request can be cut along its time axis (vocoders: the mel), or None.
+    chunk_input: str | None = None
 
     @property
     def input_names(self) -> list[str]:
