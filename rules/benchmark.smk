@@ -76,6 +76,22 @@ rule benchmark_chunked:
         "../scripts/benchmark.py"
 
 
+rule gemm_peak:
+    """The machine's fp32 GEMM peak, measured once per run with the benchmark threads."""
+    output:
+        GEMM_PEAK,
+    log:
+        "logs/gemm_peak/gemm_peak.log",
+    conda:
+        "../envs/cpu.yaml"
+    threads: workflow.cores
+    params:
+        threads=PLAN.benchmark["threads"],
+        code=stage_code("ttskiln.flops"),
+    script:
+        "../scripts/gemm_peak.py"
+
+
 rule benchmarks:
     """Named target: every benchmark record."""
     input:

@@ -82,7 +82,7 @@ def get_model_validations(model):
     paths = [
         f"artifacts/{model}/{component}/validate/{variant}/{point.name}.json"
         for component in m.components
-        for variant in VARIANTS
+        for variant in m.variants
         for point in m.points
     ]
     paths += [
@@ -108,7 +108,7 @@ def get_benchmarks(wildcards=None):
                 paths += [
                     f"artifacts/{name}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
                     for backend in BACKENDS
-                    for variant in VARIANTS
+                    for variant in m.variants
                 ]
             paths += [
                 f"artifacts/{name}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"
@@ -123,12 +123,27 @@ def get_onnx_artifacts(wildcards=None):
         f"artifacts/{name}/{component}/{variant}.onnx"
         for name, m in MODELS.items()
         for component in m.components
-        for variant in VARIANTS
+        for variant in m.variants
+    ]
+
+
+def get_calibration(wildcards):
+    """Reference inputs that calibrate static int8: each profile's opt point and the sample."""
+    m = MODELS[wildcards.model]
+    if m.int8.get("method") != "static":
+        return []
+    return [
+        f"artifacts/{m.name}/{wildcards.component}/reference/{p.name}.npz"
+        for p in m.points
+        if p.name.endswith("-opt") or p.name == "sample"
     ]
 
 
 def get_plots(wildcards=None):
     return {name: f"reports/{name}-latency.png" for name in MODELS}
+
+
+GEMM_PEAK = "artifacts/machine/gemm_peak.json"
 
 
 def get_final_targets():

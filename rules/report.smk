@@ -3,6 +3,7 @@ rule report:
     input:
         validations=get_validations(),
         benchmarks=get_benchmarks(),
+        gemm_peak=GEMM_PEAK,
     output:
         summary_json="reports/summary.json",
         summary_md="reports/summary.md",

@@ -12,7 +12,7 @@ rule validate:
     conda:
         "../envs/cpu.yaml"
     params:
-        tolerances=lambda w: MODELS[w.model].tolerances,
+        tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
         code=stage_code("ttskiln.validate"),
     script:

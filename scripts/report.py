@@ -10,4 +10,5 @@ with job(snakemake.log[0]):
         summary_md=snakemake.output.summary_md,
         index_html=snakemake.output.index_html,
         plots=dict(snakemake.params.plots),
+        gemm_peak=snakemake.input.gemm_peak,
     )

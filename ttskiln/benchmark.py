@@ -110,6 +110,13 @@ def benchmark(
     else:
         raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")
     stats = time_calls(call, warmup, repeats)
+    gflop = None
+    if backend in ORT_PROVIDERS:
+        from ttskiln.flops import count_flops
+
+        gflop = count_flops(artifact, {n: list(inputs[n].shape) for n in spec.input_names}) / 1e9
+        if chunking:  # the windows overlap: count the work actually done
+            gflop = None
     seconds = audio_seconds(outputs, spec.audio_output, info.sample_rate)
     record = {
         **labels,
@@ -119,6 +126,7 @@ def benchmark(
         "audio_seconds": seconds,
         **stats,
         "rtf": stats["p50_ms"] / 1e3 / seconds if seconds else None,
+        "gflop": gflop,
         "threads": threads,
         "warmup": warmup,
         "repeats": repeats,

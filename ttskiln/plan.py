@@ -21,8 +21,9 @@ from ttskiln.families.base import ComponentSpec, ModelInfo
 
 SAMPLE_POINT = "sample"
 LEVELS = ("min", "opt", "max")
-#: Variants built today: the raw export and the simplified fp32 graph.
-VARIANTS = ("export", "fp32")
+#: Every ONNX variant: the raw export, the simplified fp32 graph and its precision variants.
+VARIANTS = ("export", "fp32", "fp16", "int8")
+PRECISIONS = ("fp16", "int8")
 #: The fp32 graph run in overlapping windows (long audio through a length-limited engine).
 CHUNKED_VARIANT = "fp32-chunked"
 
@@ -60,6 +61,14 @@ class ModelPlan:
     checkpoint_sha256: str | None
     options: dict[str, Any] = field(default_factory=dict)
     chunking: dict[str, int] | None = None
+    variants: tuple[str, ...] = ("export", "fp32")
+    variant_tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+    fp16: dict[str, Any] = field(default_factory=dict)
+    int8: dict[str, Any] = field(default_factory=dict)
+
+    def tolerances_for(self, variant: str) -> dict[str, float]:
+        """The limits an artifact of ``variant`` is held to."""
+        return {**self.tolerances, **self.variant_tolerances.get(variant, {})}
 
     @property
     def components(self) -> list[str]:
@@ -155,7 +164,10 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         sample_path = Path(sample) if Path(sample).is_absolute() else workdir / sample
         sizes = _check_sample_inputs(sample_path, info) if check_files or sample_path.exists() else {}
         points.append(Point(SAMPLE_POINT, SAMPLE_POINT, sizes))
-    tolerances = {**family.default_tolerances, **(entry.get("tolerances") or {})}
+    given = dict(entry.get("tolerances") or {})
+    per_variant = {v: {**family.variant_tolerances.get(v, {}), **given.pop(v, {})} for v in PRECISIONS}
+    tolerances = {**family.default_tolerances, **given}
+    variants = ("export", "fp32") + tuple(v for v in PRECISIONS if v in (entry.get("variants") or []))
     chunking = None
     if entry.get("chunking"):
         from ttskiln.chunking import Chunking
@@ -183,6 +195,10 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         checkpoint_sha256=sha,
         options=options,
         chunking=chunking,
+        variants=variants,
+        variant_tolerances=per_variant,
+        fp16={**family.fp16_defaults, **(entry.get("fp16") or {})},
+        int8={**family.int8_defaults, **(entry.get("int8") or {})},
     )
 
 

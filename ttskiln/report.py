@@ -79,6 +79,7 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "speedup_vs_torch": base / bench["p50_ms"] if base else None,
             "shape": bench["shape"],
             "audio_seconds": bench["audio_seconds"],
+            "gflop": bench.get("gflop"),
             "failures": check.get("failures", []),
         }
         if "chunking" in check:
@@ -100,6 +101,25 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
     return rows
 
 
+def add_speed_context(rows: list[dict[str, Any]], peak_gflops: float | None) -> None:
+    """GFLOP/s (work counted from the fp32 graph at the point's shapes) against the machine's
+    GEMM peak, and the fastest row within tolerance at each model/component/point."""
+    work = {(r["model"], r["component"], r["point"]): r.get("gflop") for r in rows if r["variant"] == "fp32" and r.get("gflop")}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        key = (row["model"], row["component"], row["point"])
+        groups[key].append(row)
+        gflop = work.get(key) if row["variant"] != "fp32-chunked" else None
+        row["gflop"] = gflop
+        row["gflops"] = gflop / (row["p50_ms"] / 1e3) if gflop and row.get("p50_ms") else None
+        row["peak_fraction"] = row["gflops"] / peak_gflops if row["gflops"] and peak_gflops else None
+        row["fastest_within_tolerance"] = False
+    for group in groups.values():
+        eligible = [r for r in group if r.get("p50_ms") and (r["passed"] is True or r["backend"] == "pytorch-eager")]
+        if eligible:
+            min(eligible, key=lambda r: r["p50_ms"])["fastest_within_tolerance"] = True
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
@@ -119,9 +139,12 @@ def write_report(
     summary_md: str,
     index_html: str,
     plots: dict[str, str],
+    gemm_peak: str | None = None,
 ) -> dict[str, Any]:
     bench_records = _load(benchmarks)
     rows = build_rows(_load(validations), bench_records)
+    peak = json.loads(Path(gemm_peak).read_text()) if gemm_peak else None
+    add_speed_context(rows, peak["gflops"] if peak else None)
     synthetic = sorted(name for name, meta in models.items() if meta.get("synthetic"))
     hosts = sorted({b["environment"]["hostname"] for b in bench_records})
     env = bench_records[0]["environment"] if bench_records else environment()
@@ -129,7 +152,7 @@ def write_report(
         "synthetic_weights": bool(synthetic),
         "notes": [SYNTHETIC_NOTE.format(models=", ".join(synthetic))] if synthetic else [],
         "models": models,
-        "environment": {**env, "hosts": hosts},
+        "environment": {**env, "hosts": hosts, "gemm_peak": peak},
         "rows": rows,
     }
     write_json(summary_json, _json_safe(summary))
@@ -200,6 +223,9 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("p99_ms", lambda r: _fmt(r["p99_ms"], ".2f")),
     ("rtf", lambda r: _fmt(r["rtf"], ".4f")),
     ("speedup_vs_torch", lambda r: _fmt(r["speedup_vs_torch"], ".2f")),
+    ("GFLOP/s", lambda r: _fmt(r.get("gflops"), ".1f")),
+    ("% of GEMM peak", lambda r: _fmt(100 * r["peak_fraction"], ".0f") if r.get("peak_fraction") else "–"),
+    ("fastest in tolerance", lambda r: "★" if r.get("fastest_within_tolerance") else ""),
 )
 
 
@@ -214,6 +240,9 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
         f"CPU: {env['cpu']} ({env['cpu_count']} logical cores), threads per backend: {env['threads']}",
         f"hosts: {', '.join(env.get('hosts', [])) or env['hostname']}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        (f"GEMM peak: {env['gemm_peak']['gflops']:.1f} GFLOP/s ({env['gemm_peak']['library']}, "
+         f"{env['gemm_peak']['size']}^3, {env['gemm_peak']['threads']} threads), measured in this run"
+         if env.get("gemm_peak") else "GEMM peak: not measured"),
         "RTF = p50 compute seconds / seconds of audio produced per call (all batch items); "
         "speedup = PyTorch eager p50 / this p50.",
     ]

@@ -108,6 +108,19 @@ class Family(ABC):
     default_tolerances: ClassVar[dict[str, float]] = {}
     #: Profiles used when a model entry gives none (same layout as the YAML).
     default_profiles: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Tolerance overrides per precision variant (merged over ``default_tolerances``).
+    variant_tolerances: ClassVar[dict[str, dict[str, float]]] = {
+        "fp16": {"max_abs_err": 1e-2, "cosine": 0.999, "snr_db": 30.0},
+        "int8": {"max_abs_err": 1e-1, "cosine": 0.99, "snr_db": 15.0},
+    }
+    #: fp16: op types and node patterns kept in fp32 (see ``ttskiln.precision``).
+    fp16_defaults: ClassVar[dict[str, list[str]]] = {
+        "keep_fp32_ops": ["LayerNormalization", "GroupNormalization", "InstanceNormalization", "BatchNormalization",
+                          "Softmax", "LogSoftmax", "ReduceMean", "Pow", "Sqrt", "Exp", "Log"],
+        "keep_fp32_nodes": [],
+    }
+    #: int8: ONNX Runtime quantization method, op types, excluded node patterns.
+    int8_defaults: ClassVar[dict[str, Any]] = {"method": "dynamic", "op_types": None, "exclude_nodes": [], "per_channel": True}
 
     # -- checkpoints -------------------------------------------------------------------------
     @abstractmethod
