@@ -43,7 +43,7 @@ def build_reference(
     spec = info.component(component)
     if sample_inputs:
         with np.load(sample_inputs, allow_pickle=False) as data:
-            inputs = {name: data[name].astype(np.float32) for name in spec.input_names}
+            inputs = {t.name: data[t.name].astype(t.dtype) for t in spec.inputs}
     else:
         inputs = fam.make_inputs(info, component, sizes, point_rng(seed, component, point))
     module = fam.component_module(fam.load(Path(checkpoint), config), component)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ttskiln.errors import ConfigError
 from ttskiln.families.base import Family
+from ttskiln.families.f5tts import F5TTSFamily
 from ttskiln.families.vocos import VocosFamily
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (VocosFamily(),)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (VocosFamily(), F5TTSFamily())}
 
 
 def get_family(name: str) -> Family:
