@@ -17,6 +17,7 @@ include: "rules/export.smk"
 include: "rules/variants.smk"
 include: "rules/validate.smk"
 include: "rules/benchmark.smk"
+include: "rules/chain.smk"
 include: "rules/report.smk"
 
 

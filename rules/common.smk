@@ -36,6 +36,7 @@ wildcard_constraints:
     point=_alternatives(p.name for m in MODELS.values() for p in m.points),
     variant=_alternatives(VARIANTS),
     backend=_alternatives(BACKENDS),
+    chain=_alternatives(c for m in MODELS.values() for c in m.chains),
 
 
 # -- hashes that key the cache -------------------------------------------------------------
@@ -137,6 +138,49 @@ def get_calibration(wildcards):
         for p in m.points
         if p.name.endswith("-opt") or p.name == "sample"
     ]
+
+
+def fp32_artifacts(model):
+    return {c: f"artifacts/{model}/{c}/fp32.onnx" for c in MODELS[model].components}
+
+
+def get_chain_links(wildcards):
+    """What a chain needs of its linked models (e.g. the vocoder after an F5 DiT)."""
+    links = {}
+    for role, other in MODELS[wildcards.model].links.items():
+        m = MODELS[other]
+        links[role] = {
+            "model": other,
+            "family": m.family,
+            "checkpoint": m.checkpoint,
+            "checkpoint_sha": m.checkpoint_sha256 or "synthetic",
+            "options": m.options,
+            "artifacts": fp32_artifacts(other),
+        }
+    return links
+
+
+def get_chain_artifacts(wildcards):
+    models = [wildcards.model, *MODELS[wildcards.model].links.values()]
+    return [path for name in models for path in fp32_artifacts(name).values()]
+
+
+def get_chain_checkpoints(wildcards):
+    models = [wildcards.model, *MODELS[wildcards.model].links.values()]
+    return [synthetic_dir(name) for name in models if MODELS[name].synthetic]
+
+
+def get_model_chains(model):
+    m = MODELS[model]
+    return [
+        f"artifacts/{model}/chain/{chain}/{p.name}"
+        for chain in m.chains
+        for p in m.points
+    ]
+
+
+def get_chains(wildcards=None):
+    return [path for model in MODELS for path in get_model_chains(model)]
 
 
 def get_plots(wildcards=None):

@@ -3,6 +3,7 @@ rule report:
     input:
         validations=get_validations(),
         benchmarks=get_benchmarks(),
+        chains=get_chains(),
         gemm_peak=GEMM_PEAK,
     output:
         summary_json="reports/summary.json",
@@ -28,6 +29,7 @@ rule gate:
     input:
         report="reports/summary.json",
         validations=lambda w: get_model_validations(w.model),
+        chains=lambda w: get_model_chains(w.model),
     output:
         "artifacts/{model}/validation.ok",
     log:

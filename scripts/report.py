@@ -5,6 +5,7 @@ with job(snakemake.log[0]):
     write_report(
         validations=list(snakemake.input.validations),
         benchmarks=list(snakemake.input.benchmarks),
+        chains=list(snakemake.input.chains),
         models=dict(snakemake.params.models),
         summary_json=snakemake.output.summary_json,
         summary_md=snakemake.output.summary_md,

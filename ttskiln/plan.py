@@ -65,6 +65,8 @@ class ModelPlan:
     variant_tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
     fp16: dict[str, Any] = field(default_factory=dict)
     int8: dict[str, Any] = field(default_factory=dict)
+    chains: tuple[str, ...] = ()
+    links: dict[str, str] = field(default_factory=dict)
 
     def tolerances_for(self, variant: str) -> dict[str, float]:
         """The limits an artifact of ``variant`` is held to."""
@@ -126,6 +128,10 @@ def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) 
         except TtskilnError as exc:
             raise for_model(name, exc) from None
     bench = {"threads": 2, "warmup": 3, "repeats": 20, **config.get("benchmark", {})}
+    for name, model in models.items():
+        for role, other in model.links.items():
+            if other not in models:
+                raise ConfigError(f"model '{name}': its {role} {other!r} is not a model of this config; known: {sorted(models)}")
     return Plan(models=models, seed=int(config.get("seed", 0)), opset=int(config.get("opset", 18)), benchmark=bench)
 
 
@@ -197,6 +203,8 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         chunking=chunking,
         variants=variants,
         variant_tolerances=per_variant,
+        chains=tuple(family.chains(info, options)),
+        links=family.links(options),
         fp16={**family.fp16_defaults, **(entry.get("fp16") or {})},
         int8={**family.int8_defaults, **(entry.get("int8") or {})},
     )
@@ -207,8 +215,28 @@ def _time_units(info: ModelInfo, seconds: float) -> int:
     return max(1, math.ceil(seconds * info.sample_rate / info.hop_length))
 
 
+@dataclass(frozen=True)
+class _Axes:
+    """The model-level view of its components' axes: a profile sets each axis once."""
+
+    profile_axes: tuple[str, ...]
+    time_axis: str
+    axis_min: dict[str, int]
+
+
+def _model_axes(info: ModelInfo) -> _Axes:
+    axes: list[str] = []
+    floors: dict[str, int] = {}
+    for comp in info.components:
+        for axis in comp.profile_axes:
+            if axis not in axes:
+                axes.append(axis)
+            floors[axis] = max(floors.get(axis, 1), comp.axis_min.get(axis, 1))
+    return _Axes(tuple(axes), info.components[0].time_axis, floors)
+
+
 def _profile(name: str, spec: dict[str, Any], info: ModelInfo) -> Profile:
-    comp = info.components[0]
+    comp = _model_axes(info)
     ranges: dict[str, dict[str, int]] = {}
     axes = [k for k in spec if k != "extra_points"]
     if "seconds" in axes and comp.time_axis in axes:
@@ -248,7 +276,7 @@ def _profile(name: str, spec: dict[str, Any], info: ModelInfo) -> Profile:
 
 
 def _points(profile: Profile, extra_points: list[dict[str, float]], info: ModelInfo) -> list[Point]:
-    comp = info.components[0]
+    comp = _model_axes(info)
     points = [Point(f"{profile.name}-{level}", profile.name, {a: r[level] for a, r in profile.ranges.items()}) for level in ("opt", "max")]
     for i, extra in enumerate(extra_points):
         sizes = {a: r["opt"] for a, r in profile.ranges.items()}

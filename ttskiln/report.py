@@ -101,6 +101,17 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
     return rows
 
 
+def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
+    """Rows written by chain jobs (``rows.json`` in each chain output folder)."""
+    from ttskiln.chains import ROWS_FILE
+
+    rows = []
+    for directory in directories:
+        for row in json.loads((Path(directory) / ROWS_FILE).read_text()):
+            rows.append({**{f: None for f in ROW_FIELDS}, "failures": [], **row})
+    return rows
+
+
 def add_speed_context(rows: list[dict[str, Any]], peak_gflops: float | None) -> None:
     """GFLOP/s (work counted from the fp32 graph at the point's shapes) against the machine's
     GEMM peak, and the fastest row within tolerance at each model/component/point."""
@@ -140,9 +151,10 @@ def write_report(
     index_html: str,
     plots: dict[str, str],
     gemm_peak: str | None = None,
+    chains: list[str] | None = None,
 ) -> dict[str, Any]:
     bench_records = _load(benchmarks)
-    rows = build_rows(_load(validations), bench_records)
+    rows = build_rows(_load(validations), bench_records) + chain_rows(chains or [])
     peak = json.loads(Path(gemm_peak).read_text()) if gemm_peak else None
     add_speed_context(rows, peak["gflops"] if peak else None)
     synthetic = sorted(name for name, meta in models.items() if meta.get("synthetic"))
@@ -287,17 +299,21 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
             cls = " class='fail'" if row.get("passed") is False else ""
             parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(row)))}</td>" for _, cell in COLUMNS) + "</tr>")
         parts.append("</table>")
+        for row in (r for r in summary["rows"] if r["model"] == model and r.get("audio")):
+            parts.append(f"<p>{esc(row['component'])} / {esc(row['backend'])} @ {esc(row['point'])}: "
+                         f"<audio controls src='../{esc(row['audio'])}'></audio> <code>{esc(row['audio'])}</code></p>")
     parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(summary["environment"])) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def gate(*, validations: list[str], model: str, output: str) -> None:
+def gate(*, validations: list[str], model: str, output: str, chains: list[str] | None = None) -> None:
     """Fail (after the report is written) if any artifact of ``model`` broke a tolerance."""
     from ttskiln.errors import ValidationFailed
 
-    failed = [v for v in _load(validations) if not v["passed"]]
+    records = _load(validations) + [r for r in chain_rows(chains or []) if r.get("passed") is not None]
+    failed = [v for v in records if not v["passed"]]
     if failed:
         lines = [f"{v['variant']} artifact {v['artifact']} at point {v['point']}: {'; '.join(v['failures'])}" for v in failed]
         raise ValidationFailed(f"model '{model}': {len(failed)} validation(s) failed:\n  " + "\n  ".join(lines))
-    write_text(output, f"{model}: {len(_load(validations))} validations passed\n")
+    write_text(output, f"{model}: {len(records)} validations passed\n")

@@ -79,6 +79,31 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class ChainJob:
+    """One run of a family's chain (several graphs and host code, e.g. text -> waveform).
+
+    ``artifacts`` maps each component to its fp32 ONNX file; ``linked`` holds, per linked
+    role (e.g. ``vocoder``), the other model's family, checkpoint, options and artifacts.
+    The chain writes any audio it makes into ``directory`` and returns report rows (see
+    ``Family.run_chain``).
+    """
+
+    model: str
+    chain: str
+    point: str
+    sizes: dict[str, int]
+    checkpoint: Path
+    config: dict[str, Any]
+    options: dict[str, Any]
+    artifacts: dict[str, str]
+    linked: dict[str, dict[str, Any]]
+    tolerances: dict[str, float]
+    bench: dict[str, int]
+    seed: int
+    directory: Path
+
+
+@dataclass(frozen=True)
 class ParityCase:
     """A folder of upstream outputs: manifest, checkpoint files, inputs.npz, outputs.npz."""
 
@@ -163,6 +188,23 @@ class Family(ABC):
         self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
         """Seeded example inputs for one profile point."""
+
+    # -- chains ------------------------------------------------------------------------------
+    def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
+        """Names of the chains this model runs at every profile point (default: none)."""
+        return []
+
+    def links(self, options: dict[str, Any]) -> dict[str, str]:
+        """Other models a chain needs, by role (e.g. ``{"vocoder": "vocos_demo"}``)."""
+        return {}
+
+    def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
+        """Run one chain; return report rows. Each row has ``component`` (the chain name),
+        ``variant``, ``backend``, the metrics it measured (``max_abs_err`` ... with
+        ``passed`` and ``failures`` against ``job.tolerances``) and/or latency
+        (``p50_ms``, ``p90_ms``, ``p99_ms``, ``rtf``, ``speedup_vs_torch``), and optionally
+        ``audio`` (a file it wrote under ``job.directory``)."""
+        raise NotImplementedError(f"family {self.name!r} has no chains")
 
     # -- upstream parity ---------------------------------------------------------------------
     def parity_config(self, case: ParityCase) -> dict[str, Any]:

@@ -1,0 +1,28 @@
+rule chain:
+    """A family's multi-graph run (e.g. text -> waveform) at one point: rows and audio."""
+    input:
+        artifacts=get_chain_artifacts,
+        checkpoints=get_chain_checkpoints,
+    output:
+        directory("artifacts/{model}/chain/{chain}/{point}"),
+    log:
+        "logs/chain/{model}/{chain}/{point}.log",
+    benchmark:
+        "benchmarks/chain/{model}/{chain}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: workflow.cores
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        checkpoint_sha=get_checkpoint_sha,
+        options=lambda w: MODELS[w.model].options,
+        sizes=get_point_sizes,
+        artifacts=lambda w: fp32_artifacts(w.model),
+        linked=get_chain_links,
+        tolerances=lambda w: MODELS[w.model].tolerances_for("fp32"),
+        bench=PLAN.benchmark,
+        seed=PLAN.seed,
+        code=stage_code("ttskiln.chains"),
+    script:
+        "../scripts/chain.py"
