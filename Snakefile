@@ -18,6 +18,7 @@ include: "rules/variants.smk"
 include: "rules/validate.smk"
 include: "rules/benchmark.smk"
 include: "rules/chain.smk"
+include: "rules/engines.smk"
 include: "rules/report.smk"
 
 

@@ -23,7 +23,8 @@ except TtskilnError as exc:
     raise WorkflowError(f"ttskiln: {exc}") from None
 
 MODELS = PLAN.models
-BACKENDS = ["ort-cpu"]
+GPU = PLAN.gpu
+BACKENDS = ["ort-cpu", *GPU.ort_backends]
 
 
 def _alternatives(values):
@@ -37,6 +38,7 @@ wildcard_constraints:
     variant=_alternatives(VARIANTS),
     backend=_alternatives(BACKENDS),
     chain=_alternatives(c for m in MODELS.values() for c in m.chains),
+    engine_tag=_alternatives([GPU.engine_tag]),
 
 
 # -- hashes that key the cache -------------------------------------------------------------
@@ -91,7 +93,7 @@ def get_model_validations(model):
         for component in m.components
         for point in m.chunked_points(component)
     ]
-    return paths
+    return paths + get_engine_records("validate", model)
 
 
 def get_validations(wildcards=None):
@@ -116,7 +118,46 @@ def get_benchmarks(wildcards=None):
                 for backend in BACKENDS
                 for point in m.chunked_points(component)
             ]
-    return paths
+    return paths + get_engine_records("benchmark")
+
+
+def get_engine_command(wildcards):
+    from ttskiln.engines import BuilderSettings, convert_command
+
+    m = MODELS[wildcards.model]
+    return convert_command(
+        onnx_path=f"artifacts/{m.name}/{wildcards.component}/{wildcards.variant}.onnx",
+        engine_path=f"artifacts/{m.name}/{wildcards.component}/trt/{wildcards.engine_tag}/{wildcards.variant}.plan",
+        variant=wildcards.variant,
+        profiles=m.engine_shapes(wildcards.component),
+        settings=BuilderSettings.from_config(GPU.builder),
+        timing_cache=f"artifacts/trt/{wildcards.engine_tag}/timing.cache",
+    )
+
+
+def _engine_prefixes():
+    if not GPU.tensorrt:
+        return []
+    return [
+        (name, component, variant, f"artifacts/{name}/{component}/trt/{GPU.engine_tag}")
+        for name, m in MODELS.items()
+        for component in m.components
+        for variant in m.engine_variants
+    ]
+
+
+def get_engines(wildcards=None):
+    return [f"{prefix}/{variant}.plan" for _, _, variant, prefix in _engine_prefixes()]
+
+
+def get_engine_records(kind, model=None):
+    """Validation (kind "validate") or benchmark records of the TensorRT engines."""
+    return [
+        f"{prefix}/{kind}/{variant}/{point.name}.json"
+        for name, component, variant, prefix in _engine_prefixes()
+        if model in (None, name)
+        for point in MODELS[name].points
+    ]
 
 
 def get_onnx_artifacts(wildcards=None):

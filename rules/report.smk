@@ -18,6 +18,7 @@ rule report:
         "../envs/cpu.yaml"
     params:
         models=get_models_meta(),
+        skipped=GPU.skipped,
         plots=get_plots(),
         code=stage_code("ttskiln.report"),
     script:

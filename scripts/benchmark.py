@@ -2,7 +2,7 @@ from ttskiln.benchmark import benchmark
 from ttskiln.smk import job
 
 w = snakemake.wildcards
-backend = w.get("backend", "torch")
+backend = w.get("backend", snakemake.params.get("backend", "torch"))
 with job(snakemake.log[0], w.model):
     benchmark(
         backend=backend,

@@ -12,4 +12,5 @@ with job(snakemake.log[0]):
         index_html=snakemake.output.index_html,
         plots=dict(snakemake.params.plots),
         gemm_peak=snakemake.input.gemm_peak,
+        skipped=dict(snakemake.params.skipped),
     )

@@ -119,6 +119,10 @@ def test_report_rows_and_flags(built):
     assert "SYNTHETIC WEIGHTS" in html and "tiny-latency.png" in html
     assert (built / "reports/tiny-latency.png").read_bytes()[:4] == b"\x89PNG"
     assert summary["environment"]["versions"]["onnxruntime"]
+    if shutil.which("nvidia-smi") is None:
+        # One line per GPU stage that did not run, saying why; shown in both renderings.
+        assert any(line.startswith("tensorrt_engines: skipped, no CUDA device") for line in summary["skipped_stages"])
+        assert "Skipped stages" in (built / "reports/summary.md").read_text() and "Skipped stages" in html
     # The real model: the same-padding head at hop 32 gives frames * 32 samples.
     q_opt = next(r for r in rows if r["model"] == "real" and r["point"] == "q-opt")
     assert q_opt["shape"] == {"mel": [1, 100, 75]}

@@ -67,6 +67,21 @@ class ModelPlan:
     int8: dict[str, Any] = field(default_factory=dict)
     chains: tuple[str, ...] = ()
     links: dict[str, str] = field(default_factory=dict)
+    engine_variants: tuple[str, ...] = ()
+    engine_profiles: tuple[str, ...] = ()
+
+    def engine_shapes(self, component: str) -> list[dict[str, dict[str, list[int]]]]:
+        """Per engine profile: each input's min/opt/max shape (for the TensorRT builder)."""
+        spec = self.info.component(component)
+        result = []
+        for profile in self.profiles:
+            if profile.name not in self.engine_profiles:
+                continue
+            result.append({
+                t.name: {level: list(t.concrete({a: r[level] for a, r in profile.ranges.items()})) for level in LEVELS}
+                for t in spec.inputs
+            })
+        return result
 
     def tolerances_for(self, variant: str) -> dict[str, float]:
         """The limits an artifact of ``variant`` is held to."""
@@ -106,11 +121,43 @@ class ModelPlan:
 
 
 @dataclass(frozen=True)
+class GpuPlan:
+    """Which GPU stages run here, the engine tag, and why the others are skipped."""
+
+    tensorrt: bool
+    ort_backends: tuple[str, ...]
+    engine_tag: str
+    builder: dict[str, Any]
+    skipped: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Plan:
     models: dict[str, ModelPlan]
     seed: int
     opset: int
     benchmark: dict[str, int]
+    gpu: GpuPlan = GpuPlan(False, (), "nogpu-trtnone", {}, {})
+
+
+def gpu_plan(settings: dict[str, Any], detect: bool = True) -> GpuPlan:
+    from ttskiln.gpu import Machine, detect as detect_machine
+
+    stages = settings.get("stages", "auto")
+    machine = detect_machine() if detect and stages != "off" else Machine((), None, None, None, ())
+    skipped = {} if stages == "on" else machine.skipped_stages()
+    if stages == "off":
+        skipped = {stage: "gpu.stages is off in the config" for stage in ("tensorrt_engines", "tensorrt_llm", "ort-cuda", "ort-trt")}
+    builder = {"builder_optimization_level": 3, "version_compatible": False, "workspace_mb": 4096, **settings.get("tensorrt", {})}
+    if builder.get("hardware_compatibility_level") == "none":
+        builder.pop("hardware_compatibility_level")
+    return GpuPlan(
+        tensorrt=stages == "on" or (stages == "auto" and "tensorrt_engines" not in skipped),
+        ort_backends=tuple(b for b in ("ort-cuda", "ort-trt") if stages == "on" or (stages == "auto" and b not in skipped)),
+        engine_tag=settings.get("engine_tag") or machine.tag(),
+        builder=builder,
+        skipped=skipped,
+    )
 
 
 def synthetic_dir(model: str) -> str:
@@ -132,7 +179,13 @@ def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) 
         for role, other in model.links.items():
             if other not in models:
                 raise ConfigError(f"model '{name}': its {role} {other!r} is not a model of this config; known: {sorted(models)}")
-    return Plan(models=models, seed=int(config.get("seed", 0)), opset=int(config.get("opset", 18)), benchmark=bench)
+    return Plan(
+        models=models,
+        seed=int(config.get("seed", 0)),
+        opset=int(config.get("opset", 18)),
+        benchmark=bench,
+        gpu=gpu_plan(config.get("gpu") or {}),
+    )
 
 
 def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bool) -> ModelPlan:
@@ -204,6 +257,8 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         variants=variants,
         variant_tolerances=per_variant,
         chains=tuple(family.chains(info, options)),
+        engine_variants=_engine_variants(entry, variants),
+        engine_profiles=_engine_profiles(name, entry, profiles),
         links=family.links(options),
         fp16={**family.fp16_defaults, **(entry.get("fp16") or {})},
         int8={**family.int8_defaults, **(entry.get("int8") or {})},
@@ -213,6 +268,25 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
 def _time_units(info: ModelInfo, seconds: float) -> int:
     """Seconds of audio as a count of frames (hops), rounded up."""
     return max(1, math.ceil(seconds * info.sample_rate / info.hop_length))
+
+
+def _engine_variants(entry: dict[str, Any], variants: tuple[str, ...]) -> tuple[str, ...]:
+    wanted = (entry.get("engines") or {}).get("variants")
+    if wanted is None:
+        return tuple(v for v in ("fp32", "fp16") if v in variants)
+    missing = [v for v in wanted if v not in variants]
+    if missing:
+        raise ConfigError(f"engines.variants lists {missing}, which are not in the model's variants {list(variants[1:])}")
+    return tuple(wanted)
+
+
+def _engine_profiles(model: str, entry: dict[str, Any], profiles: list[Profile]) -> tuple[str, ...]:
+    names = [p.name for p in profiles]
+    wanted = (entry.get("engines") or {}).get("profiles") or names
+    unknown = [p for p in wanted if p not in names]
+    if unknown:
+        raise ConfigError(f"engines.profiles lists unknown profiles {unknown}; the model has {names}")
+    return tuple(wanted)
 
 
 @dataclass(frozen=True)

@@ -48,14 +48,14 @@ def _load(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    checks = {(v["model"], v["component"], v["variant"], v["point"]): v for v in validations}
+    checks = {(v["model"], v["component"], v["variant"], v["point"], v["backend"]): v for v in validations}
     torch_p50 = {
         (b["model"], b["component"], b["point"]): b["p50_ms"] for b in benchmarks if b["backend"] == "pytorch-eager"
     }
     rows = []
     for bench in benchmarks:
-        key = (bench["model"], bench["component"], bench["variant"], bench["point"])
-        check = checks.get(key, {})
+        key = (bench["model"], bench["component"], bench["variant"], bench["point"], bench["backend"])
+        check = checks.get(key) or checks.get(key[:4] + ("onnxruntime-cpu",), {})
         metrics = check.get("metrics", {})
         base = torch_p50.get((bench["model"], bench["component"], bench["point"]))
         row = {
@@ -89,12 +89,12 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             row["chunk_interior_max_abs_err"] = chunk.get("interior_max_abs_err")
         rows.append(row)
     # Validated artifacts without a benchmark (none today) still get their accuracy row.
-    benched = {(r["model"], r["component"], r["variant"], r["point"]) for r in rows}
+    benched = {(r["model"], r["component"], r["variant"], r["point"], r["backend"]) for r in rows}
     for key, check in checks.items():
         if key not in benched:
             rows.append({f: None for f in ROW_FIELDS} | {
                 "model": key[0], "component": key[1], "variant": key[2], "point": key[3],
-                "backend": check["backend"], "artifact": check["artifact"], "passed": check["passed"],
+                "backend": key[4], "artifact": check["artifact"], "passed": check["passed"],
                 **check["metrics"], "failures": check["failures"],
             })
     rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))
@@ -152,6 +152,7 @@ def write_report(
     plots: dict[str, str],
     gemm_peak: str | None = None,
     chains: list[str] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     bench_records = _load(benchmarks)
     rows = build_rows(_load(validations), bench_records) + chain_rows(chains or [])
@@ -165,6 +166,7 @@ def write_report(
         "notes": [SYNTHETIC_NOTE.format(models=", ".join(synthetic))] if synthetic else [],
         "models": models,
         "environment": {**env, "hosts": hosts, "gemm_peak": peak},
+        "skipped_stages": [f"{stage}: skipped, {why}" for stage, why in sorted((skipped or {}).items())],
         "rows": rows,
     }
     write_json(summary_json, _json_safe(summary))
@@ -276,6 +278,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["## Failed validations", ""]
         lines += [f"- {r['model']} / {r['component']} / {r['variant']} @ {r['point']}: {'; '.join(r['failures'])}" for r in failed]
         lines.append("")
+    if summary.get("skipped_stages"):
+        lines += ["## Skipped stages", ""] + [f"- {line}" for line in summary["skipped_stages"]] + [""]
     lines += ["## Environment", ""] + [f"- {line}" for line in _environment_lines(summary["environment"])] + [""]
     return "\n".join(lines)
 
@@ -302,6 +306,8 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model and r.get("audio")):
             parts.append(f"<p>{esc(row['component'])} / {esc(row['backend'])} @ {esc(row['point'])}: "
                          f"<audio controls src='../{esc(row['audio'])}'></audio> <code>{esc(row['audio'])}</code></p>")
+    if summary.get("skipped_stages"):
+        parts.append("<h2>Skipped stages</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in summary["skipped_stages"]) + "</ul>")
     parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(summary["environment"])) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)

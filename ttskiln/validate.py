@@ -82,18 +82,25 @@ def validate_artifact(
     labels: dict[str, str],
     audio: dict[str, Any] | None = None,
     chunking: dict[str, Any] | None = None,
+    backend: str = "onnxruntime-cpu",
 ) -> dict[str, Any]:
     """Validate one artifact at one point.
 
     ``audio`` ({"output": name, "sample_rate": Hz}) adds the audio-domain metrics of that
     output. ``chunking`` ({"input", "output", "hop", "window", "overlap", "crossfade"}) runs
     the artifact in overlapping windows (see ``ttskiln.chunking``) and also records the error
-    at the chunk boundaries and away from them.
+    at the chunk boundaries and away from them. ``backend`` "tensorrt" validates a serialized
+    TensorRT engine with Polygraphy's TrtRunner instead of ONNX Runtime.
     """
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
     inputs, expected = load_reference(reference)
-    runner = OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
+    if backend == "tensorrt":
+        from ttskiln.engines import trt_runner
+
+        runner = trt_runner(artifact)
+    else:
+        runner = OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
     extra: dict[str, Any] = {}
     with runner:
         if chunking:
@@ -112,7 +119,7 @@ def validate_artifact(
     record = {
         **labels,
         "artifact": artifact,
-        "backend": "onnxruntime-cpu",
+        "backend": backend,
         "metrics": summary,
         "outputs": per_output,
         "tolerances": tolerances,
