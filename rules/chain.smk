@@ -11,7 +11,7 @@ rule chain:
         "benchmarks/chain/{model}/{chain}/{point}.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: workflow.cores
+    threads: PLAN.benchmark["threads"]
     params:
         family=lambda w: MODELS[w.model].family,
         checkpoint=lambda w: MODELS[w.model].checkpoint,

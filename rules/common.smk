@@ -108,10 +108,12 @@ def get_benchmarks(wildcards=None):
                 paths.append(
                     f"artifacts/{name}/{component}/benchmark/torch/{point.name}.json"
                 )
+                # The raw export is validated, not timed: the simplified fp32 graph is what ships.
                 paths += [
                     f"artifacts/{name}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
                     for backend in BACKENDS
                     for variant in m.variants
+                    if variant != "export"
                 ]
             paths += [
                 f"artifacts/{name}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"

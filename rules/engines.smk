@@ -67,7 +67,7 @@ rule benchmark_trt:
         "../envs/tensorrt.yaml"
     container:
         "docker://nvcr.io/nvidia/tensorrt:24.12-py3"
-    threads: workflow.cores
+    threads: PLAN.benchmark["threads"]
     resources:
         gpu=1,
     params:

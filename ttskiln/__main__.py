@@ -6,16 +6,67 @@ import argparse
 import sys
 
 
+def _synth_parser(sub: argparse._SubParsersAction) -> None:
+    synth = sub.add_parser(
+        "synth",
+        help="text -> 24 kHz WAV with an F5-TTS checkpoint and a Vocos vocoder (ONNX Runtime or PyTorch)",
+        description="Synthesise speech in the voice of a reference recording (F5-TTS + Vocos; see "
+                    "ttskiln/families/f5tts/chain.py).",
+    )
+    synth.add_argument("--f5", required=True, help="F5-TTS checkpoint (folder or weights file with vocab.txt beside it)")
+    synth.add_argument("--f5-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="F5 model option, repeatable (preset=F5TTS_v1_Base, vocab=..., weights=..., max_frames=3000)")
+    synth.add_argument("--vocoder", required=True, help="Vocos checkpoint folder (config.yaml + pytorch_model.bin)")
+    synth.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="ONNX Runtime (CPU) or PyTorch eager")
+    synth.add_argument("--dit-onnx", help="exported dit graph (onnx backend; exported to a temporary folder if not given)")
+    synth.add_argument("--vocoder-onnx", help="exported vocoder graph (onnx backend; exported if not given)")
+    ref = synth.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--ref-audio", help="reference voice: 16-bit PCM WAV at 24 kHz (mono or stereo)")
+    ref.add_argument("--ref-mel", help="reference voice as a log-mel .npy [frames, 100]")
+    synth.add_argument("--ref-text", required=True, help="what the reference recording says")
+    synth.add_argument("--text", action="append", required=True,
+                       help="text to speak; repeat for a batch (then OUT_0.wav, OUT_1.wav, ...)")
+    synth.add_argument("--nfe", type=int, default=32, help="flow steps (default 32)")
+    synth.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance strength (default 2.0)")
+    synth.add_argument("--sway", type=float, default=-1.0, help="sway sampling coefficient (default -1.0)")
+    synth.add_argument("--duration", type=float,
+                       help="total seconds, reference included (upstream's fix_duration); default: estimated from the text lengths")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
+    synth.add_argument("--threads", type=int, help="CPU threads of the backend (default: the runtime's)")
+    synth.add_argument("--out", required=True, help="output WAV path")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ttskiln", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     parity = sub.add_parser("parity", help="reproduce upstream outputs recorded in a case folder")
     parity.add_argument("case_dir", help="folder with manifest.json, the checkpoint, inputs.npz, outputs.npz")
+    _synth_parser(sub)
+    sub.add_parser("doctor", help="what this machine offers (CUDA, TensorRT, TensorRT-LLM, ONNX Runtime providers) and which stages run")
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from ttskiln.doctor import main as doctor_main
+
+        return doctor_main()
     if args.command == "parity":
         from ttskiln.parity import main as parity_main
 
         return parity_main(args.case_dir)
+    if args.command == "synth":
+        from ttskiln.errors import TtskilnError
+        from ttskiln.families.f5tts.chain import parse_options, synth_cli
+
+        try:
+            synth_cli(
+                f5=args.f5, f5_options=parse_options(args.f5_option), vocoder=args.vocoder, backend=args.backend,
+                dit_onnx=args.dit_onnx, vocoder_onnx=args.vocoder_onnx, ref_audio=args.ref_audio, ref_mel=args.ref_mel,
+                ref_text=args.ref_text, texts=args.text, nfe=args.nfe, cfg_strength=args.cfg, sway=args.sway,
+                duration=args.duration, seed=args.seed, out=args.out, threads=args.threads,
+            )
+        except TtskilnError as exc:
+            print(f"ttskiln synth: error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     return 2
 
 

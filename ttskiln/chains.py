@@ -55,6 +55,7 @@ def run_chain(
     for row in rows:
         row.setdefault("model", model)
         row.setdefault("component", chain)
+        row["chain"] = chain
         row.setdefault("point", point)
         row.setdefault("artifact", ", ".join(sorted(artifacts.values())))
     write_json(out / ROWS_FILE, rows)

@@ -48,5 +48,6 @@ def environment(threads: int | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "platform": platform.platform(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "versions": library_versions(),
     }

@@ -352,6 +352,8 @@ def _profile(name: str, spec: dict[str, Any], info: ModelInfo) -> Profile:
 def _points(profile: Profile, extra_points: list[dict[str, float]], info: ModelInfo) -> list[Point]:
     comp = _model_axes(info)
     points = [Point(f"{profile.name}-{level}", profile.name, {a: r[level] for a, r in profile.ranges.items()}) for level in ("opt", "max")]
+    if points[0].sizes == points[1].sizes:  # opt == max: one point, not the same work twice
+        points.pop()
     for i, extra in enumerate(extra_points):
         sizes = {a: r["opt"] for a, r in profile.ranges.items()}
         for axis, value in extra.items():

@@ -80,6 +80,8 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "shape": bench["shape"],
             "audio_seconds": bench["audio_seconds"],
             "gflop": bench.get("gflop"),
+            "node": bench.get("environment", {}).get("hostname"),
+            "slurm_job_id": bench.get("environment", {}).get("slurm_job_id"),
             "failures": check.get("failures", []),
         }
         if "chunking" in check:
@@ -126,7 +128,9 @@ def add_speed_context(rows: list[dict[str, Any]], peak_gflops: float | None) -> 
         row["peak_fraction"] = row["gflops"] / peak_gflops if row["gflops"] and peak_gflops else None
         row["fastest_within_tolerance"] = False
     for group in groups.values():
-        eligible = [r for r in group if r.get("p50_ms") and (r["passed"] is True or r["backend"] == "pytorch-eager")]
+        # Chain rows time different things per variant (one step, a whole run): not comparable.
+        eligible = [r for r in group if r.get("p50_ms") and not r.get("chain")
+                    and (r["passed"] is True or r["backend"] == "pytorch-eager")]
         if eligible:
             min(eligible, key=lambda r: r["p50_ms"])["fastest_within_tolerance"] = True
 

@@ -36,6 +36,12 @@ Synthesis in a few calls::
     result = sample(velocity, ref_mel, ids, frames, rng=np.random.default_rng(seed))
     mel = result.out[:, len(wave) // 256:]                    # [1, T, 100] log-mel for Vocos
 
+Text -> waveform: with ``options: {vocoder: <a vocos model of the config>}`` the model runs the
+``synth`` chain at every profile point (``chain.py``: ONNX DiT + ONNX Vocos against PyTorch, from
+the same noise; drift rows, per-step DiT latency, end-to-end RTF at NFE 16/32, a WAV);
+``options: {max_frames: N}`` bounds a request's total frames (default 3000, the released range).
+``python -m ttskiln synth`` is the same chain on the command line.
+
 Presets: F5TTS_v1_Base (337,096,804 parameters), F5TTS_Base (v0 options, same size),
 ``tiny`` (the parity fixture's size, 188,644) and ``demo`` (835,492, for the pipeline demo).
 """
@@ -49,7 +55,7 @@ import numpy as np
 import yaml
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
 from ttskiln.families.f5tts.config import (
     PRESETS,
     TIME_SINUSOID_DIM,
@@ -64,7 +70,9 @@ COMPONENT = "dit"
 CONFIG_FILE = "config.yaml"
 VOCAB_FILE = "vocab.txt"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-OPTION_KEYS = ("preset", "config", "vocab", "weights")
+#: Architecture options, then the synth chain's (``chain.py``: a linked Vocos model, the
+#: largest total duration in frames).
+OPTION_KEYS = ("preset", "config", "vocab", "weights", "vocoder", "max_frames")
 SYNTHETIC_STEP = 1250000
 
 
@@ -248,6 +256,32 @@ class F5TTSFamily(Family):
         dims = HostDims(s["mel_dim"], s["dim_head"], s["text_dim"], s["conv_layers"], s["text_num_embeds"])
         inputs = example_inputs(dims, int(sizes["batch"]), int(sizes["frames"]), rng)
         return {name: inputs[name] for name in info.component(component).input_names}
+
+    # -- chains ------------------------------------------------------------------------------
+    def links(self, options: dict[str, Any]) -> dict[str, str]:
+        """``options.vocoder`` names the Vocos model of the config the synth chain uses."""
+        vocoder = (options or {}).get("vocoder")
+        if vocoder is None:
+            return {}
+        if not isinstance(vocoder, str) or not vocoder:
+            raise ConfigError(f"options.vocoder must name a vocos model of this config, got {vocoder!r}")
+        return {"vocoder": vocoder}
+
+    def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
+        """``synth`` (text -> waveform, ``chain.py``) when a vocoder is linked."""
+        from ttskiln.families.f5tts.chain import CHAIN, max_frames_option
+
+        if not self.links(options):
+            return []
+        max_frames_option(options or {})  # a bad max_frames fails at plan time
+        return [CHAIN]
+
+    def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
+        """ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos from the same noise:
+        drift rows (final mel, waveform), per-step DiT latency, end-to-end RTF at NFE 16/32."""
+        from ttskiln.families.f5tts.chain import run_chain_job
+
+        return run_chain_job(job, self.default_tolerances)
 
     # -- upstream parity ---------------------------------------------------------------------
     def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:

@@ -1,0 +1,583 @@
+"""Text -> waveform with F5-TTS and a Vocos vocoder: the ``synth`` chain and ``python -m ttskiln synth``.
+
+One request is (reference audio, reference text, new text). The chain, as upstream's
+``infer_batch_process`` runs it:
+
+1. the reference audio (24 kHz, no resampling here) is downmixed and normalised to RMS 0.1
+   (``audio.normalize_reference``) and turned into the conditioning log-mel (``audio.log_mel``,
+   ``samples // 256 + 1`` frames); ``ref_len = samples // 256`` frames are cut from the output;
+2. the model reads ``prompt_text(ref_text, text)`` as character tokens; every character must
+   be in the checkpoint's ``vocab.txt`` (see ``text_ids``);
+3. the total duration (reference included) is upstream's estimate from the ratio of the text
+   lengths (``sampler.estimate_duration``) or ``duration_s`` seconds (upstream's
+   ``fix_duration``: the total, reference included), at most ``max_frames``;
+4. ``sampler.sample`` runs the Euler/CFG/sway loop (NFE steps) over a velocity backend; the
+   generated frames (after ``ref_len``) go through the vocoder, mel (B, 100, T) -> audio, and
+   the audio is scaled back by ``1 / gain``.
+
+Unknown characters: upstream maps a character missing from the vocabulary to id 0 (the space)
+and goes on; here it is an ``InputError`` that names the characters, because a silently
+dropped character is a pause in the speech that nobody asked for, and with the synthetic
+vocabularies (``tiny`` has 40 tokens) most of the alphabet is missing.
+
+``max_frames`` (model option, default ``DEFAULT_MAX_FRAMES`` = 3000, the released frame range;
+at most upstream's text position table, 8192) bounds the total duration of a request and so the
+reference length too; a request beyond it is refused before any graph runs.
+
+``run_chain`` (``F5TTSFamily.run_chain``) runs the chain at a profile point with ONNX Runtime
+and with PyTorch from the same noise, compares them (``CHAIN_TOLERANCES``) and times them.
+"""
+
+from __future__ import annotations
+
+import time
+import wave
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.errors import ConfigError, InputError
+from ttskiln.families.f5tts.audio import log_mel, normalize_reference
+from ttskiln.families.f5tts.config import TEXT_MAX_POSITIONS, F5Config
+from ttskiln.families.f5tts.sampler import estimate_duration, initial_noise, sample
+from ttskiln.families.f5tts.vocab import PAD_ID, char_tokens, prompt_text
+
+CHAIN = "synth"
+#: The released models are trained and used up to 3000 frames (about 32 s at 24 kHz).
+DEFAULT_MAX_FRAMES = 3000
+#: Smallest reference: 3 hops (the mel front end needs more than n_fft / 2 samples).
+MIN_REF_FRAMES = 3
+#: Chain-only model options (``read_config`` accepts them; they do not change the graph).
+CHAIN_OPTION_KEYS = ("vocoder", "max_frames")
+#: Drift of the ONNX chain from the PyTorch chain after the whole loop (N steps, then the
+#: vocoder). Per-call fp32 differences (~1e-6) grow through the ODE and the vocoder's exp(),
+#: so these are looser than the per-graph tolerances. Keys a model entry's ``tolerances`` set
+#: to other values than the family defaults override them (see ``chain_tolerances``).
+CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
+    "mel": {"max_abs_err": 1e-2, "cosine": 0.9999, "snr_db": 40.0},
+    "wave": {"max_abs_err": 1e-2, "cosine": 0.999, "snr_db": 30.0, "mrstft": 0.05, "logmel_l1": 0.02},
+}
+#: Texts of the chain job: within every vocabulary (the tiny synthetic one holds " " and
+#: ASCII 33..71: punctuation, digits, A-G).
+CHAIN_REF_TEXT = "A BAD CAFE, 1 2 3."
+CHAIN_GEN_TEXTS = ("FADE 4 5 6, ACE 7 8 9.", "BEAD 9 8, CAGED 7 6.", "DECAF 5, BADGE 4 3 2 1.")
+VALIDATION_STEPS = 32
+BENCH_NFES = (16, 32)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def max_frames_option(options: dict[str, Any], default: int = DEFAULT_MAX_FRAMES) -> int:
+    """The largest total duration (frames) a request may have (``options.max_frames``)."""
+    value = options.get("max_frames", default)
+    try:
+        frames = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"options.max_frames must be an integer, got {value!r}") from None
+    if not 2 <= frames <= TEXT_MAX_POSITIONS:
+        raise ConfigError(f"options.max_frames must be in [2, {TEXT_MAX_POSITIONS}] (upstream's text position table), got {frames}")
+    return frames
+
+
+def text_ids(text: str, vocab: dict[str, int], what: str = "text") -> list[int]:
+    """Character ids of ``text``; InputError for an empty text or characters not in ``vocab``."""
+    if not text or not text.strip():
+        raise InputError(f"the {what} is empty; give some words to speak")
+    tokens = char_tokens(text)
+    missing = sorted({t for t in tokens if t not in vocab})
+    if missing:
+        shown = " ".join(repr(c) for c in missing[:20])
+        raise InputError(
+            f"the {what} holds {len(missing)} character(s) missing from the model's vocab.txt: {shown}; "
+            "remove or replace them (upstream would read them as a space)"
+        )
+    return [vocab[t] for t in tokens]
+
+
+def read_wav(path: str | Path, sample_rate: int = 24000) -> np.ndarray:
+    """A 16-bit PCM WAV file (mono or multi-channel) as mono float32 in [-1, 1]."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"reference audio {path} not found")
+    try:
+        with wave.open(str(path), "rb") as fh:
+            channels, width, rate, count = fh.getnchannels(), fh.getsampwidth(), fh.getframerate(), fh.getnframes()
+            data = fh.readframes(count)
+    except (wave.Error, EOFError) as exc:
+        raise InputError(f"{path} is not a PCM WAV file the stdlib wave module reads ({exc}); convert it to 16-bit PCM") from exc
+    if width != 2:
+        raise InputError(f"{path} holds {8 * width}-bit samples; convert it to 16-bit PCM WAV")
+    if rate != sample_rate:
+        raise InputError(f"{path} is {rate} Hz; the model needs {sample_rate} Hz (resample it first, e.g. "
+                         f"`sox in.wav -r {sample_rate} out.wav`; this tool does not resample)")
+    audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    if audio.size == 0:
+        raise InputError(f"{path} holds no samples")
+    return audio.reshape(-1, channels).mean(axis=1).astype(np.float32)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 24000) -> None:
+    """Write mono float audio as 16-bit PCM (clipped to [-1, 1]), atomically."""
+    from ttskiln.atomic import atomic_path
+
+    pcm = (np.clip(np.asarray(audio, dtype=np.float64).reshape(-1), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with atomic_path(path, suffix=".wav") as tmp:
+        with wave.open(str(tmp), "wb") as fh:
+            fh.setnchannels(1)
+            fh.setsampwidth(2)
+            fh.setframerate(int(sample_rate))
+            fh.writeframes(pcm.tobytes())
+
+
+def synthetic_reference(frames: int, seed: int, sample_rate: int = 24000, hop: int = 256) -> np.ndarray:
+    """Seeded speech-like audio of ``frames * hop`` samples: a gliding harmonic tone with a
+    syllable envelope and breath noise, RMS below 0.1 (so the gain path runs)."""
+    rng = np.random.default_rng(seed)
+    n = frames * hop
+    t = np.arange(n) / sample_rate
+    f0 = 110.0 + 30.0 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 2 * np.pi))
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    voiced = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t + rng.uniform(0, 2 * np.pi))
+    audio = 0.02 * envelope * voiced + 0.003 * rng.standard_normal(n)
+    return audio.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the sampler and the vocoder need for a batch of requests (one shared reference).
+
+    cond [B, ref_len + 1, M]; ids [B, nt] (-1 pads); durations [B] total frames; ref_len:
+    frames cut from the output; gain: the reference's normalisation gain.
+    """
+
+    cond: np.ndarray
+    ids: np.ndarray
+    durations: np.ndarray
+    ref_len: int
+    gain: float
+
+    @property
+    def batch(self) -> int:
+        return int(self.cond.shape[0])
+
+    @property
+    def out_frames(self) -> np.ndarray:
+        return self.durations - self.ref_len
+
+
+def prepare(
+    cfg: F5Config,
+    vocab: dict[str, int],
+    ref_audio: np.ndarray,
+    ref_text: str,
+    texts: Sequence[str],
+    *,
+    sample_rate: int = 24000,
+    duration_s: float | None = None,
+    durations: Sequence[int] | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    speed: float = 1.0,
+    max_tokens: int | None = None,
+) -> Prepared:
+    """Check a batch of requests and lay them out. ``durations`` (total frames per request)
+    wins over ``duration_s`` (total seconds, upstream's ``fix_duration``), which wins over
+    upstream's estimate. ``max_tokens`` crops each prompt (the chain job fits its fixed texts
+    into small points)."""
+    if not texts:
+        raise InputError("no text to synthesise; give at least one --text")
+    hop = cfg.hop_length
+    wave_, gain = normalize_reference(ref_audio, sample_rate, cfg.sample_rate)
+    ref_len = wave_.size // hop
+    if ref_len < MIN_REF_FRAMES:
+        raise InputError(f"the reference audio is {wave_.size} samples; give at least {MIN_REF_FRAMES * hop} "
+                         f"({MIN_REF_FRAMES * hop / cfg.sample_rate:.3f} s)")
+    if ref_len + 2 > max_frames:
+        raise InputError(
+            f"the reference audio is {wave_.size / cfg.sample_rate:.2f} s ({ref_len + 1} frames); with the generated speech it must "
+            f"fit in max_frames {max_frames} ({max_frames * hop / cfg.sample_rate:.2f} s): give a shorter reference"
+        )
+    text_ids(ref_text, vocab, "reference text")
+    rows = []
+    for i, text in enumerate(texts):
+        what = "text" if len(texts) == 1 else f"text {i + 1}"
+        text_ids(text, vocab, what)
+        ids = text_ids(prompt_text(ref_text, text), vocab, what)
+        rows.append(ids[:max_tokens] if max_tokens else ids)
+    if durations is not None:
+        wanted = [int(d) for d in durations]
+    elif duration_s is not None:
+        if not duration_s > 0:
+            raise InputError(f"duration must be positive seconds, got {duration_s}")
+        frames = int(duration_s * cfg.sample_rate / hop)
+        if frames <= ref_len + 1:
+            raise InputError(f"duration {duration_s} s is the total, reference included; the reference alone is "
+                             f"{wave_.size / cfg.sample_rate:.2f} s: ask for a duration longer than the reference")
+        wanted = [frames] * len(texts)
+    else:
+        wanted = [estimate_duration(wave_.size, ref_text, text, speed=speed, hop_length=hop) for text in texts]
+    totals = []
+    for i, (ids, frames) in enumerate(zip(rows, wanted)):
+        need = max(len(ids), ref_len + 1) + 1
+        total = max(need, frames)
+        if total > max_frames:
+            why = (f"{len(ids)} text tokens need {need} frames" if need > frames
+                   else f"the requested duration is {frames} frames ({frames * hop / cfg.sample_rate:.2f} s, reference included)")
+            raise InputError(f"request {i + 1}: {why}, beyond max_frames {max_frames} "
+                             f"({max_frames * hop / cfg.sample_rate:.2f} s); shorten the text or the duration, or split the text")
+        if total - ref_len < 2:
+            raise InputError(f"request {i + 1}: {total} frames in all leave {total - ref_len} after the reference "
+                             f"({ref_len} frames); ask for a duration longer than the reference")
+        totals.append(total)
+    width = max(len(r) for r in rows)
+    ids_batch = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    for i, ids in enumerate(rows):
+        ids_batch[i, : len(ids)] = ids
+    cond = np.repeat(log_mel(wave_, sample_rate=cfg.sample_rate, hop_length=hop, n_mels=cfg.mel_dim), len(rows), axis=0)
+    return Prepared(cond=cond, ids=ids_batch, durations=np.asarray(totals, dtype=np.int64), ref_len=ref_len, gain=gain)
+
+
+# -- the chain ---------------------------------------------------------------------------------
+Vocoder = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """mel [B, T_out, M] generated frames (zero past a row's length); audio: one waveform per
+    request (``(out_frames[i] - 1) * hop`` samples for a Vocos with 'center' padding, as
+    released, ``out_frames[i] * hop`` for 'same'); durations [B] total frames."""
+
+    mel: np.ndarray
+    audio: list[np.ndarray]
+    durations: np.ndarray
+
+
+def synthesize(
+    velocity: Any,
+    vocoder: Vocoder,
+    prepared: Prepared,
+    *,
+    steps: int = 32,
+    cfg_strength: float = 2.0,
+    sway: float | None = -1.0,
+    noise: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> Synthesis:
+    """Sampling loop, cut of the reference frames, vocoder, gain undone."""
+    result = sample(velocity, prepared.cond, prepared.ids, prepared.durations, steps=steps, cfg_strength=cfg_strength,
+                    sway_sampling_coef=sway, noise=noise, rng=rng, max_duration=max_frames, keep_trajectory=False)
+    ref = prepared.ref_len
+    mel = result.out[:, ref:].copy()
+    lengths = result.durations - ref
+    for i, n in enumerate(lengths):
+        mel[i, int(n):] = 0.0
+    audio: list[np.ndarray] = []
+    if len(set(lengths.tolist())) == 1:
+        waves = vocoder(np.ascontiguousarray(mel.transpose(0, 2, 1)))
+        audio = [np.asarray(w, dtype=np.float32) for w in waves]
+    else:  # rows of different lengths: one vocoder call each (no padding inside the convolutions)
+        for i, n in enumerate(lengths):
+            audio.append(np.asarray(vocoder(np.ascontiguousarray(mel[i : i + 1, : int(n)].transpose(0, 2, 1)))[0], dtype=np.float32))
+    if prepared.gain != 1.0:
+        audio = [(a / np.float32(prepared.gain)).astype(np.float32) for a in audio]
+    return Synthesis(mel=mel, audio=audio, durations=result.durations)
+
+
+def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> None:
+    """The vocoder must read the F5 mel: same bands, hop and sample rate."""
+    from ttskiln.families.vocos.config import VocosConfig
+
+    v = VocosConfig.from_yaml_dict(vocoder_config, where)
+    got = (v.n_mels, v.hop_length, v.sample_rate)
+    want = (cfg.mel_dim, cfg.hop_length, cfg.sample_rate)
+    if got != want:
+        raise ConfigError(
+            f"vocoder {where} takes {v.n_mels} mels at hop {v.hop_length}, {v.sample_rate} Hz; the F5 model makes "
+            f"{cfg.mel_dim} mels at hop {cfg.hop_length}, {cfg.sample_rate} Hz (for a synthetic Vocos use overrides "
+            f"{{hop_length: {cfg.hop_length}, n_fft: {4 * cfg.hop_length}}})"
+        )
+
+
+def torch_vocoder(checkpoint: str | Path, options: dict[str, Any] | None = None) -> tuple[Vocoder, dict[str, Any]]:
+    """(mel [B, M, T] -> audio [B, samples] on PyTorch, the vocoder's config)."""
+    import torch
+
+    from ttskiln.families import get_family
+
+    fam = get_family("vocos")
+    config = fam.read_config(Path(checkpoint), options or {})
+    module = fam.component_module(fam.load(Path(checkpoint), config), "vocoder")
+
+    def run(mel: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))).numpy()
+
+    return run, config
+
+
+def onnx_vocoder(path: str | Path, threads: int | None = None) -> Vocoder:
+    """mel [B, M, T] -> audio [B, samples] on ONNX Runtime (CPU)."""
+    from ttskiln.runtime import ort_session
+
+    session = ort_session(path, threads)
+
+    def run(mel: np.ndarray) -> np.ndarray:
+        return session.run(["audio"], {"mel": np.ascontiguousarray(mel, dtype=np.float32)})[0]
+
+    return run
+
+
+# -- the chain job -----------------------------------------------------------------------------
+def chain_tolerances(given: dict[str, float], family_defaults: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``CHAIN_TOLERANCES`` with the keys a model entry set (to values other than the family's
+    per-graph defaults, which every entry inherits) merged over both the mel and the wave limits."""
+    explicit = {k: float(v) for k, v in given.items() if family_defaults.get(k) != v}
+    mel_keys = {"max_abs_err", "mse", "cosine", "snr_db"}
+    return {
+        "mel": {**CHAIN_TOLERANCES["mel"], **{k: v for k, v in explicit.items() if k in mel_keys}},
+        "wave": {**CHAIN_TOLERANCES["wave"], **explicit},
+    }
+
+
+def chain_layout(frames: int, batch: int) -> tuple[int, int]:
+    """(requests, reference frames) of the chain job at a point: graph rows = 2 x requests;
+    a third of the frames (at least ``MIN_REF_FRAMES``) is reference."""
+    if frames < MIN_REF_FRAMES + 2:
+        raise ConfigError(f"the synth chain needs points of at least {MIN_REF_FRAMES + 2} frames, got {frames}")
+    return max(1, batch // 2), max(MIN_REF_FRAMES, min(frames // 3, frames - 2))
+
+
+def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str, Any]]:
+    """The ``synth`` chain at one point: ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos."""
+    from ttskiln.audio_metrics import audio_metrics
+    from ttskiln.benchmark import time_calls
+    from ttskiln.families import get_family
+    from ttskiln.families.f5tts.backends import DitVelocity, onnx_runner, torch_runner
+    from ttskiln.families.f5tts.host import HostDims
+    from ttskiln.metrics import failures, tensor_metrics
+    from ttskiln.runtime import ort_session, set_torch_threads
+
+    if job.chain != CHAIN:
+        raise ConfigError(f"f5tts has one chain, {CHAIN!r}; got {job.chain!r}")
+    link = job.linked.get("vocoder")
+    if not link:
+        raise ConfigError(f"model '{job.model}': the synth chain needs options.vocoder (a Vocos model of this config)")
+    if link.get("family") != "vocos":
+        raise ConfigError(f"model '{job.model}': options.vocoder {link.get('model')!r} is a {link.get('family')} model; the synth chain needs a vocos model")
+    fam = get_family("f5tts")
+    cfg = F5Config.from_dict(job.config)
+    frames, rows = int(job.sizes["frames"]), int(job.sizes["batch"])
+    max_frames = max_frames_option(job.options, max(DEFAULT_MAX_FRAMES, frames))
+    if frames > max_frames:
+        raise ConfigError(f"model '{job.model}': point {job.point} has {frames} frames, beyond options.max_frames {max_frames}")
+    requests, ref_len = chain_layout(frames, rows)
+    threads = int(job.bench.get("threads", 1))
+    set_torch_threads(threads)
+
+    torch_voc, voc_config = torch_vocoder(link["checkpoint"], link.get("options") or {})
+    check_vocoder(cfg, voc_config, f"model '{link['model']}'")
+    ort_voc = onnx_vocoder(link["artifacts"]["vocoder"], threads)
+    dims = HostDims.of(cfg)
+    runners = {
+        "onnxruntime-cpu": onnx_runner(ort_session(job.artifacts["dit"], threads)),
+        "pytorch-eager": torch_runner(fam.load(job.checkpoint, job.config)),
+    }
+    captured: dict[str, dict[str, np.ndarray]] = {}
+
+    def capture(run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        def wrapped(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            captured.setdefault("inputs", inputs)
+            return run(inputs)
+        return wrapped
+
+    velocities = {name: DitVelocity(dims, capture(run)) for name, run in runners.items()}
+    vocoders = {"onnxruntime-cpu": ort_voc, "pytorch-eager": torch_voc}
+    vocab = fam.vocab(job.checkpoint, job.config)
+    texts = [CHAIN_GEN_TEXTS[i % len(CHAIN_GEN_TEXTS)] for i in range(requests)]
+    prepared = prepare(cfg, vocab, synthetic_reference(ref_len, job.seed, cfg.sample_rate, cfg.hop_length), CHAIN_REF_TEXT,
+                       texts, sample_rate=cfg.sample_rate, durations=[frames] * requests, max_frames=max_frames,
+                       max_tokens=frames - 1)
+    noise = initial_noise(prepared.durations, cfg.mel_dim, np.random.default_rng(job.seed))
+
+    def run(backend: str, steps: int) -> Synthesis:
+        return synthesize(velocities[backend], vocoders[backend], prepared, steps=steps, noise=noise, max_frames=max_frames)
+
+    ort_out = run("onnxruntime-cpu", VALIDATION_STEPS)   # also the warm-up of both backends
+    torch_out = run("pytorch-eager", VALIDATION_STEPS)
+    limits = chain_tolerances(job.tolerances, family_defaults)
+    # Vocos with 'center' padding makes (T - 1) * hop samples from T frames, 'same' T * hop.
+    seconds = sum(a.size for a in ort_out.audio) / cfg.sample_rate
+    shape = {"dit": [2 * requests, frames, cfg.mel_dim], "audio": [requests, int(ort_out.audio[0].size)]}
+    base = {"component": CHAIN, "shape": shape, "audio_seconds": seconds, "requests": requests,
+            "ref_frames": ref_len, "nfe": VALIDATION_STEPS}
+
+    mel_metrics = tensor_metrics(torch_out.mel, ort_out.mel)
+    wave_ref, wave_got = np.concatenate(torch_out.audio), np.concatenate(ort_out.audio)
+    wave_metrics = {**tensor_metrics(wave_ref, wave_got), **audio_metrics(wave_ref, wave_got, cfg.sample_rate)}
+    audio_path = job.directory / "synth.wav"
+    write_wav(audio_path, ort_out.audio[0], cfg.sample_rate)
+    out: list[dict[str, Any]] = []
+    for variant, metrics, tol in (("fp32-mel", mel_metrics, limits["mel"]), ("fp32", wave_metrics, limits["wave"])):
+        broken = failures(metrics, tol)
+        out.append({**base, "variant": variant, "backend": "onnxruntime-cpu", **metrics, "passed": not broken,
+                    "failures": broken, "tolerances": tol})
+    out[-1]["audio"] = str(audio_path)
+
+    # Per-step latency: one packed CFG velocity call at the point's shape, the inputs of step 0.
+    inputs = captured["inputs"]
+    warmup, repeats = int(job.bench.get("warmup", 1)), max(1, int(job.bench.get("repeats", 3)))
+    step = {name: time_calls(lambda r=r: r(inputs), warmup, repeats) for name, r in runners.items()}
+    timed: dict[str, tuple[dict[str, dict[str, float]], int | None]] = {"fp32-step": (step, None)}
+    # End to end (sampling loop + vocoder): one warm-up ran above; 1-2 timed runs per NFE.
+    e2e_runs = min(2, repeats)
+    for nfe in BENCH_NFES:
+        lat = {name: time_calls(lambda n=name: run(n, nfe), 0, e2e_runs) for name in runners}
+        timed[f"fp32-nfe{nfe}"] = (lat, nfe)
+    for variant, (lat, nfe) in timed.items():
+        torch_p50 = lat["pytorch-eager"]["p50_ms"]
+        for backend in ("pytorch-eager", "onnxruntime-cpu"):
+            t = lat[backend]
+            out.append({**base, "variant": variant, "backend": backend, "nfe": nfe, "passed": None,
+                        "p50_ms": t["p50_ms"], "p90_ms": t["p90_ms"], "p99_ms": t["p99_ms"],
+                        "rtf": t["p50_ms"] / 1e3 / seconds if nfe else None,
+                        "audio_seconds": seconds if nfe else None,
+                        "speedup_vs_torch": torch_p50 / t["p50_ms"]})
+    return out
+
+
+# -- command line ------------------------------------------------------------------------------
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``k=v`` strings -> options (values read as YAML scalars: 3000 -> int, true -> bool)."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--f5-option takes key=value, got {pair!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def synth_cli(
+    *,
+    f5: str,
+    f5_options: dict[str, Any],
+    vocoder: str,
+    backend: str,
+    dit_onnx: str | None,
+    vocoder_onnx: str | None,
+    ref_audio: str | None,
+    ref_mel: str | None,
+    ref_text: str,
+    texts: Sequence[str],
+    nfe: int,
+    cfg_strength: float,
+    sway: float,
+    duration: float | None,
+    seed: int,
+    out: str,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """``python -m ttskiln synth``: write one WAV per text; returns their paths."""
+    import tempfile
+
+    from ttskiln.families import get_family
+    from ttskiln.families.f5tts.backends import onnx_velocity, torch_velocity
+
+    if backend not in ("onnx", "torch"):
+        raise ConfigError(f"--backend must be onnx or torch, got {backend!r}")
+    if (ref_audio is None) == (ref_mel is None):
+        raise InputError("give the reference as one of --ref-audio WAV or --ref-mel .npy")
+    if nfe < 1:
+        raise InputError(f"--nfe must be at least 1, got {nfe}")
+    fam = get_family("f5tts")
+    checkpoint = Path(f5)
+    config = fam.read_config(checkpoint, f5_options)
+    cfg = F5Config.from_dict(config)
+    max_frames = max_frames_option(f5_options)
+    vocab = fam.vocab(checkpoint, config)
+    vocos = get_family("vocos")
+    voc_config = vocos.read_config(Path(vocoder), {})
+    check_vocoder(cfg, voc_config, str(vocoder))
+
+    if ref_audio is not None:
+        audio = read_wav(ref_audio, cfg.sample_rate)
+        prepared = prepare(cfg, vocab, audio, ref_text, texts, sample_rate=cfg.sample_rate, duration_s=duration,
+                           max_frames=max_frames)
+    else:
+        prepared = _prepare_from_mel(cfg, vocab, ref_mel, ref_text, texts, duration, max_frames)
+
+    with tempfile.TemporaryDirectory(prefix="ttskiln-synth-") as tmp:
+        if backend == "onnx":
+            from ttskiln.export import export_component
+
+            if dit_onnx is None:
+                dit_onnx = str(Path(tmp) / "dit.onnx")
+                log(f"exporting the DiT to {dit_onnx} (give --dit-onnx to reuse an export)")
+                export_component(family="f5tts", checkpoint=str(checkpoint), options=f5_options, component="dit",
+                                 opset=18, output=dit_onnx)
+            if vocoder_onnx is None:
+                vocoder_onnx = str(Path(tmp) / "vocoder.onnx")
+                log(f"exporting the vocoder to {vocoder_onnx} (give --vocoder-onnx to reuse an export)")
+                export_component(family="vocos", checkpoint=str(vocoder), options={}, component="vocoder",
+                                 opset=18, output=vocoder_onnx)
+            for path in (dit_onnx, vocoder_onnx):
+                if not Path(path).is_file():
+                    raise InputError(f"ONNX file {path} not found")
+            from ttskiln.runtime import ort_session
+
+            velocity = onnx_velocity(ort_session(dit_onnx, threads), config)
+            voc = onnx_vocoder(vocoder_onnx, threads)
+        else:
+            if threads:
+                from ttskiln.runtime import set_torch_threads
+
+                set_torch_threads(threads)
+            velocity = torch_velocity(fam.load(checkpoint, config))
+            voc, _ = torch_vocoder(vocoder)
+        start = time.perf_counter()
+        result = synthesize(velocity, voc, prepared, steps=nfe, cfg_strength=cfg_strength, sway=sway,
+                            rng=np.random.default_rng(seed), max_frames=max_frames)
+        elapsed = time.perf_counter() - start
+    target = Path(out)
+    paths = [target] if len(texts) == 1 else [target.with_name(f"{target.stem}_{i}{target.suffix or '.wav'}") for i in range(len(texts))]
+    for path, audio in zip(paths, result.audio):
+        write_wav(path, audio, cfg.sample_rate)
+        log(f"wrote {path} ({audio.size / cfg.sample_rate:.2f} s)")
+    seconds = sum(a.size for a in result.audio) / cfg.sample_rate
+    log(f"{backend}: NFE {nfe}, {elapsed:.2f} s for {seconds:.2f} s of audio (RTF {elapsed / seconds:.3f})")
+    return paths
+
+
+def _prepare_from_mel(cfg: F5Config, vocab: dict[str, int], path: str | None, ref_text: str, texts: Sequence[str],
+                      duration: float | None, max_frames: int) -> Prepared:
+    """A reference given as a log-mel .npy ([frames, M], [M, frames] or [1, frames, M]); its
+    audio length is taken as (frames - 1) hops and its gain as 1."""
+    file = Path(str(path))
+    if not file.is_file():
+        raise InputError(f"reference mel {file} not found")
+    try:
+        mel = np.load(file, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{file} is not a numpy .npy file: {exc}") from exc
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    if mel.ndim == 2 and mel.shape[0] == cfg.mel_dim and mel.shape[1] != cfg.mel_dim:
+        mel = mel.T
+    if mel.ndim != 2 or mel.shape[1] != cfg.mel_dim:
+        raise InputError(f"{file}: a reference mel is [frames, {cfg.mel_dim}] natural-log mel, got shape {list(np.shape(mel))}")
+    if not np.all(np.isfinite(mel)):
+        raise InputError(f"{file} holds NaN or infinite values")
+    # Reuse ``prepare`` for the checks and durations, with stand-in audio of the same length.
+    samples = (mel.shape[0] - 1) * cfg.hop_length
+    stand_in = np.full(max(samples, 1), 0.5, dtype=np.float32)
+    prepared = prepare(cfg, vocab, stand_in, ref_text, texts, sample_rate=cfg.sample_rate, duration_s=duration,
+                       max_frames=max_frames)
+    cond = np.repeat(mel[None], prepared.batch, axis=0)
+    return Prepared(cond=cond, ids=prepared.ids, durations=prepared.durations, ref_len=prepared.ref_len, gain=1.0)
