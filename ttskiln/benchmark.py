@@ -44,7 +44,11 @@ def time_calls(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, fl
         start = time.perf_counter()
         fn()
         times[i] = time.perf_counter() - start
-    ms = times * 1e3
+    return latency_stats(times * 1e3)
+
+
+def latency_stats(ms: np.ndarray) -> dict[str, float]:
+    """p50/p90/p99, mean and min of latencies in milliseconds."""
     return {
         "p50_ms": float(np.percentile(ms, 50)),
         "p90_ms": float(np.percentile(ms, 90)),

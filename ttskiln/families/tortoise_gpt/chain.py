@@ -39,22 +39,12 @@ def chain_prompts(cfg: TortoiseConfig, batch: int, tokens: int, seed: int) -> tu
     return cond, text
 
 
-def _percentiles(ms: np.ndarray) -> dict[str, float]:
-    return {
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
-        "min_ms": float(ms.min()),
-    }
-
-
 def time_generation(runner: Any, cfg: TortoiseConfig, cond: np.ndarray, text: np.ndarray, steps: int,
                     warmup: int, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
     """(prefill, per-token decode) latency. Prefill: ``repeats`` timed calls after ``warmup``.
     Decode: every step of ceil(repeats / 4) generations of ``steps`` tokens after a prefill
     (one untimed generation first), each step feeding its cache and greedy token to the next."""
-    from ttskiln.benchmark import time_calls
+    from ttskiln.benchmark import latency_stats, time_calls
 
     b = text.shape[0]
     start = np.full(b, cfg.start_mel_token, dtype=np.int64)
@@ -70,7 +60,7 @@ def time_generation(runner: Any, cfg: TortoiseConfig, cond: np.ndarray, text: np
             logits, _ = runner.decode(token, position)
             if r:
                 decode_ms.append((time.perf_counter() - s0) * 1e3)
-    return prefill, _percentiles(np.array(decode_ms))
+    return prefill, latency_stats(np.array(decode_ms))
 
 
 def run_generate_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
