@@ -63,3 +63,21 @@ def test_failed_export_leaves_no_file(tiny_checkpoint, tmp_path):
         export_component(family="vocos", checkpoint=str(tiny_checkpoint), options={}, component="vocoder", opset=18,
                          output=str(out), exporter="nonsense")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_large_models_keep_their_tensors_in_one_external_file(tiny_checkpoint, tmp_path):
+    # The 2 GB protobuf limit, scaled down: any tensor bytes count as "large" here.
+    out = tmp_path / "export.onnx"
+    export_component(family="vocos", checkpoint=str(tiny_checkpoint), options={}, component="vocoder", opset=18,
+                     output=str(out), external_data_bytes=0)
+    data = tmp_path / "export.onnx.data"
+    assert data.is_file() and data.stat().st_size > out.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.onnx", "export.onnx.data"]
+    from ttskiln.onnx_io import artifact_files, save_onnx
+
+    assert artifact_files(out) == [str(out), str(data)]
+    mel = np.random.default_rng(0).uniform(-5, 2, (1, 100, 12)).astype(np.float32)
+    small = tmp_path / "small.onnx"
+    save_onnx(onnx.load(out), small)
+    assert artifact_files(small) == [str(small)]
+    np.testing.assert_array_equal(ort_session(out).run(None, {"mel": mel})[0], ort_session(small).run(None, {"mel": mel})[0])

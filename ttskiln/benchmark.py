@@ -19,6 +19,7 @@ import numpy as np
 from ttskiln.atomic import write_json
 from ttskiln.environment import environment
 from ttskiln.families import get_family
+from ttskiln.onnx_io import artifact_files
 from ttskiln.reference import load_reference
 
 BACKENDS = {
@@ -157,7 +158,7 @@ def benchmark(
     record = {
         **labels,
         "backend": BACKENDS[backend],
-        "artifact": artifact,
+        "artifact": " + ".join(artifact_files(artifact)) if backend != "torch" else artifact,
         "shape": {n: list(inputs[n].shape) for n in spec.input_names},
         "audio_seconds": seconds,
         **stats,

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ttskiln.atomic import atomic_path
+import tempfile
+
+from ttskiln.onnx_io import EXTERNAL_DATA_BYTES, save_onnx
 from ttskiln.errors import TtskilnError
 from ttskiln.families import get_family
 from ttskiln.families.base import ComponentSpec
@@ -27,16 +29,19 @@ def export_component(
     output: str,
     exporter: str = "dynamo",
     metadata: dict[str, str] | None = None,
+    external_data_bytes: int = EXTERNAL_DATA_BYTES,
 ) -> None:
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     fam = get_family(family)
     config = fam.read_config(Path(checkpoint), options)
     info = fam.describe(config)
     spec = info.component(component)
     module = fam.component_module(fam.load(Path(checkpoint), config), component)
     example = fam.make_inputs(info, component, spec.trace_sizes, np.random.default_rng(0))
-    with atomic_path(output, suffix=".onnx") as tmp:
-        export_module(module, spec, example, tmp, opset, exporter)
-        finish_onnx(tmp, spec, metadata or {})
+    with tempfile.TemporaryDirectory(dir=Path(output).parent, prefix=".export-") as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        export_module(module, spec, example, raw, opset, exporter)
+        finish_onnx(raw, spec, metadata or {}, Path(output), external_data_bytes)
 
 
 def export_module(
@@ -66,16 +71,20 @@ def export_module(
                     i: dims.setdefault(axis, torch.export.Dim(axis, min=spec.axis_min.get(axis, 1)))
                     for i, axis in tensor.dynamic_axes.items()
                 }
+            large = sum(p.numel() * p.element_size() for p in module.parameters()) > EXTERNAL_DATA_BYTES
             torch.onnx.export(
-                module, args, str(path), dynamo=True, dynamic_shapes=shapes, external_data=False, **common
+                module, args, str(path), dynamo=True, dynamic_shapes=shapes, external_data=large, **common
             )
         else:
             axes = {t.name: t.dynamic_axes for t in spec.inputs + spec.outputs}
             torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
 
 
-def finish_onnx(path: Path, spec: ComponentSpec, metadata: dict[str, str]) -> None:
-    """Name the dynamic output axes, add metadata, run the checker and the op audit."""
+def finish_onnx(
+    path: Path, spec: ComponentSpec, metadata: dict[str, str], output: Path, external_data_bytes: int = EXTERNAL_DATA_BYTES
+) -> list[str]:
+    """Name the dynamic output axes, add metadata, save to ``output`` (external data past the
+    limit), run the checker and the op audit. Returns the artifact's files."""
     import onnx
 
     model = onnx.load(str(path))
@@ -87,9 +96,10 @@ def finish_onnx(path: Path, spec: ComponentSpec, metadata: dict[str, str]) -> No
     for key, value in sorted(metadata.items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = f"ttskiln.{key}", str(value)
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    audit_ops(model, str(path))
+    audit_ops(model, str(output))
+    files = save_onnx(model, output, external_data_bytes)
+    onnx.checker.check_model(str(output), full_check=True)
+    return files
 
 
 def audit_ops(model: Any, where: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ttskiln.atomic import atomic_path
+from ttskiln.onnx_io import save_onnx
 from ttskiln.errors import ConfigError
 from ttskiln.export import audit_ops
 
@@ -174,7 +174,6 @@ def _finish(model: Any, output: str, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"ttskiln.{key}", value
-    onnx.checker.check_model(model)
     audit_ops(model, output)
-    with atomic_path(output, suffix=".onnx") as tmp:
-        onnx.save(model, str(tmp))
+    save_onnx(model, output)
+    onnx.checker.check_model(output)

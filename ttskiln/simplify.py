@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ttskiln.atomic import atomic_path
 from ttskiln.errors import TtskilnError
 from ttskiln.export import audit_ops
+from ttskiln.onnx_io import EXTERNAL_DATA_BYTES, save_onnx, tensor_bytes
 
 SIMPLIFIERS = ("onnxsim", "onnxslim")
 
@@ -13,6 +13,8 @@ def simplify_onnx(*, source: str, output: str, simplifier: str = "onnxsim") -> N
     import onnx
 
     model = onnx.load(source)
+    if simplifier == "onnxsim" and tensor_bytes(model) > EXTERNAL_DATA_BYTES:
+        raise TtskilnError(f"{source} is over 2 GB: use simplifier: onnxslim for it (onnxsim serialises the whole graph)")
     if simplifier == "onnxsim":
         import onnxsim
 
@@ -29,7 +31,6 @@ def simplify_onnx(*, source: str, output: str, simplifier: str = "onnxsim") -> N
     simplified.metadata_props.extend(model.metadata_props)
     entry = simplified.metadata_props.add()
     entry.key, entry.value = "ttskiln.simplifier", simplifier
-    onnx.checker.check_model(simplified, full_check=True)
     audit_ops(simplified, output)
-    with atomic_path(output, suffix=".onnx") as tmp:
-        onnx.save(simplified, str(tmp))
+    save_onnx(simplified, output)
+    onnx.checker.check_model(output, full_check=True)

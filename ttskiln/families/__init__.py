@@ -8,9 +8,10 @@ from ttskiln.families.bigvgan import BigVGANFamily
 from ttskiln.families.f5tts import F5TTSFamily
 from ttskiln.families.sovits_v4 import SovitsV4Family
 from ttskiln.families.tortoise_gpt import TortoiseGPTFamily
+from ttskiln.families.vits import VitsFamily
 from ttskiln.families.vocos import VocosFamily
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (VocosFamily(), BigVGANFamily(), SovitsV4Family(), F5TTSFamily(), TortoiseGPTFamily())}
+FAMILIES: dict[str, Family] = {family.name: family for family in (VocosFamily(), BigVGANFamily(), SovitsV4Family(), F5TTSFamily(), TortoiseGPTFamily(), VitsFamily())}
 
 
 def get_family(name: str) -> Family:

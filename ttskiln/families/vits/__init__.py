@@ -1,0 +1,286 @@
+"""The VITS family in its YourTTS configuration (Coqui TTS, idiap/coqui-ai-TTS ``Vits``).
+
+Checkpoint: a folder in the layout of Coqui's released model zip —
+``model_file.pth`` (trainer dict ``{"model": state_dict, "config": ..., ...}``, legacy
+``weight_g``/``weight_v`` weight norm, folded at load), ``config.json`` (coqpit),
+``speakers.json`` (d-vectors) and ``language_ids.json``. Only d-vector models with the
+stochastic duration predictor are supported (YourTTS). ``options``: ``max_tokens`` (the
+longest token sequence accepted; default the config's ``max_text_len`` or 1024).
+
+Components, split where the output length depends on the data (the ceil of the durations):
+
+* ``text_encoder``: tokens [B, T] int64, lengths [B] int64, language_id [B] int64 ->
+  x [B, H+L, T], m_p, logs_p [B, H, T], x_mask [B, 1, T];
+* ``duration_predictor``: stochastic DP in reverse; x, x_mask, g [B, D] (normalised d-vector),
+  language_id, noise [B, 2, T] (already times noise_scale_dp) -> logw [B, 1, T];
+* host (numpy, ``host.py``): durations = ceil(exp(logw)), path, expansion of m_p/logs_p;
+* ``flow``: m_p, logs_p, noise [B, H, F] (already times noise_scale), y_mask [B, 1, F], g ->
+  z_p, z (coupling flows in reverse);
+* ``decoder``: HiFi-GAN, z [B, H, F], g -> audio [B, F * hop].
+
+Chain ``tts``: seeded text ids and d-vector -> waveform through the ONNX graphs and through
+PyTorch with the same noise (``chain.py``). Presets: ``yourtts`` (released sizes), ``tiny``,
+``demo``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttskiln.errors import CheckpointError, ConfigError
+from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
+from ttskiln.families.vits.host import HostDims
+
+WEIGHTS_FILE = "model_file.pth"
+CONFIG_FILE = "config.json"
+SPEAKERS_FILE = "speakers.json"
+LANGUAGES_FILE = "language_ids.json"
+COMPONENTS = ("text_encoder", "duration_predictor", "flow", "decoder")
+OPTION_KEYS = ("max_tokens",)
+CHAIN = "tts"
+
+
+class VitsFamily(Family):
+    name = "vits"
+    presets = PRESETS
+    # Tolerances apply to every component; only the decoder (and the chain) make audio, so the
+    # audio metrics are gated in the chain (``chain_tolerances``) and reported for the decoder.
+    default_tolerances = {"max_abs_err": 1e-4, "cosine": 0.99999, "snr_db": 60.0}
+    chain_tolerances = {"mrstft": 0.01, "logmel_l1": 0.01}
+    default_profiles = {
+        "speech": {
+            "batch": {"min": 1, "opt": 1, "max": 2},
+            "tokens": {"min": 3, "opt": 63, "max": 255},
+            "frames": {"min": 8, "opt": 200, "max": 800},
+        }
+    }
+    # The spline and flows are sensitive: keep their transcendental ops in fp32.
+    fp16_defaults = {
+        "keep_fp32_ops": ["LayerNormalization", "Softmax", "Exp", "Log", "Sqrt", "Softplus", "CumSum", "Div", "Tanh", "Sigmoid"],
+        "keep_fp32_nodes": [],
+    }
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoint_files(self, checkpoint: Path) -> list[Path]:
+        checkpoint = Path(checkpoint)
+        files = [checkpoint / WEIGHTS_FILE, checkpoint / CONFIG_FILE]
+        files += [checkpoint / n for n in (SPEAKERS_FILE, LANGUAGES_FILE) if (checkpoint / n).is_file()]
+        return files
+
+    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+        checkpoint = Path(checkpoint)
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(OPTION_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown vits options {unknown}; known: {list(OPTION_KEYS)}")
+        if not checkpoint.is_dir():
+            raise CheckpointError(
+                f"{checkpoint} is not a folder; a YourTTS checkpoint is a folder with {WEIGHTS_FILE} and {CONFIG_FILE}"
+            )
+        for path in (checkpoint / WEIGHTS_FILE, checkpoint / CONFIG_FILE):
+            if not path.is_file():
+                raise CheckpointError(f"{path} not found (a YourTTS checkpoint has {WEIGHTS_FILE} and {CONFIG_FILE})")
+        try:
+            data = json.loads((checkpoint / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{checkpoint / CONFIG_FILE} is not valid JSON: {exc}") from exc
+        if "max_tokens" in options:
+            data["max_text_len"] = int(options["max_tokens"])
+        VitsConfig.from_dict(data, str(checkpoint / CONFIG_FILE)).validate(str(checkpoint / CONFIG_FILE))
+        return data
+
+    def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        if preset not in self.presets:
+            raise CheckpointError(f"unknown vits preset {preset!r}; choose from {sorted(self.presets)}")
+        try:
+            return make_config_dict(**{**self.presets[preset], **overrides})
+        except TypeError as exc:
+            raise CheckpointError(f"synthetic vits overrides: {exc}") from exc
+
+    def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
+        import torch
+
+        from ttskiln.atomic import atomic_path, write_text
+        from ttskiln.families.vits.weights import synthetic_state, unfold_weight_norm
+
+        cfg = self.config(config)
+        destination = Path(destination)
+        destination.mkdir(parents=True, exist_ok=True)
+        state = unfold_weight_norm(synthetic_state(cfg, seed))
+        trainer = {"config": config, "model": state, "optimizer": None, "scaler": None, "step": 0, "epoch": 0,
+                   "date": "synthetic", "model_loss": None}
+        with atomic_path(destination / WEIGHTS_FILE) as tmp:
+            torch.save(trainer, tmp)
+        write_text(destination / CONFIG_FILE, json.dumps(config, indent=2))
+        rng = np.random.default_rng(seed)
+        speakers = {f"spk{i}_clip.wav": {"name": f"spk{i}", "embedding": rng.standard_normal(cfg.d_vector_dim).round(5).tolist()}
+                    for i in range(2)}
+        write_text(destination / SPEAKERS_FILE, json.dumps(speakers))
+        write_text(destination / LANGUAGES_FILE, json.dumps({name: i for i, name in enumerate(config.get("languages", []))}))
+
+    @staticmethod
+    def config(config: dict[str, Any]) -> VitsConfig:
+        return VitsConfig.from_dict(config).validate("vits config")
+
+    def host_dims(self, config: dict[str, Any]) -> HostDims:
+        cfg = self.config(config)
+        return HostDims(cfg.hidden, cfg.d_vector_dim, cfg.num_chars, cfg.num_languages, cfg.max_tokens, cfg.hop_length)
+
+    def describe(self, config: dict[str, Any]) -> ModelInfo:
+        cfg = self.config(config)
+        h, c, d = cfg.hidden, cfg.text_channels, cfg.d_vector_dim
+        text_axes = {"batch": 1, "tokens": 1}
+        frame_axes = {"batch": 1, "frames": 1}
+        text_trace = {"batch": 2, "tokens": 17}
+        frame_trace = {"batch": 2, "frames": 23}
+        common: dict[str, Any] = {"time_axis": "frames", "audio_output": None}
+        specs = (
+            ComponentSpec(
+                "text_encoder",
+                inputs=(TensorSpec("tokens", ("batch", "tokens"), "int64"), TensorSpec("lengths", ("batch",), "int64"),
+                        TensorSpec("language_id", ("batch",), "int64")),
+                outputs=(TensorSpec("x", ("batch", c, "tokens")), TensorSpec("m_p", ("batch", h, "tokens")),
+                         TensorSpec("logs_p", ("batch", h, "tokens")), TensorSpec("x_mask", ("batch", 1, "tokens"))),
+                profile_axes=("batch", "tokens"), axis_min=text_axes, trace_sizes=text_trace, **common,
+            ),
+            ComponentSpec(
+                "duration_predictor",
+                inputs=(TensorSpec("x", ("batch", c, "tokens")), TensorSpec("x_mask", ("batch", 1, "tokens")),
+                        TensorSpec("g", ("batch", d)), TensorSpec("language_id", ("batch",), "int64"),
+                        TensorSpec("noise", ("batch", 2, "tokens"))),
+                outputs=(TensorSpec("logw", ("batch", 1, "tokens")),),
+                profile_axes=("batch", "tokens"), axis_min=text_axes, trace_sizes=text_trace, **common,
+            ),
+            ComponentSpec(
+                "flow",
+                inputs=(TensorSpec("m_p", ("batch", h, "frames")), TensorSpec("logs_p", ("batch", h, "frames")),
+                        TensorSpec("noise", ("batch", h, "frames")), TensorSpec("y_mask", ("batch", 1, "frames")),
+                        TensorSpec("g", ("batch", d))),
+                outputs=(TensorSpec("z_p", ("batch", h, "frames")), TensorSpec("z", ("batch", h, "frames"))),
+                profile_axes=("batch", "frames"), axis_min=frame_axes, trace_sizes=frame_trace, **common,
+            ),
+            ComponentSpec(
+                "decoder",
+                inputs=(TensorSpec("z", ("batch", h, "frames")), TensorSpec("g", ("batch", d))),
+                outputs=(TensorSpec("audio", ("batch", "samples")),),
+                profile_axes=("batch", "frames"), time_axis="frames", axis_min=frame_axes,
+                audio_output="audio", trace_sizes=frame_trace,
+            ),
+        )
+        return ModelInfo(
+            family=self.name,
+            sample_rate=cfg.sample_rate,
+            hop_length=cfg.hop_length,
+            components=specs,
+            summary={
+                "parameters": _parameter_count(cfg),
+                "hidden": cfg.hidden, "text_channels": cfg.text_channels, "layers": cfg.layers, "heads": cfg.heads,
+                "flows": cfg.flows, "flow_layers": cfg.flow_layers, "resblock_type": cfg.resblock_type,
+                "upsample_rates": list(cfg.upsample_rates), "upsample_initial": cfg.upsample_initial,
+                "d_vector_dim": cfg.d_vector_dim, "languages": cfg.num_languages, "num_chars": cfg.num_chars,
+                "max_tokens": cfg.max_tokens,
+            },
+        )
+
+    def check_checkpoint(self, checkpoint: Path, config: dict[str, Any]) -> None:
+        from ttskiln.families.vits.weights import load_network_state
+
+        load_network_state(Path(checkpoint) / WEIGHTS_FILE, self.config(config))
+
+    def load(self, checkpoint: Path, config: dict[str, Any]) -> Any:
+        from ttskiln.families.vits.modules import Vits
+        from ttskiln.families.vits.weights import load_network_state
+
+        cfg = self.config(config)
+        state = load_network_state(Path(checkpoint) / WEIGHTS_FILE, cfg)
+        model = Vits(cfg)
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+    def speakers(self, checkpoint: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
+        """clip name -> raw d-vector from speakers.json (empty when the file is absent)."""
+        path = Path(checkpoint) / SPEAKERS_FILE
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return {k: np.asarray(v["embedding"], dtype=np.float32) for k, v in data.items()}
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path}: not a Coqui d-vector file ({exc})") from exc
+
+    # -- components --------------------------------------------------------------------------
+    def component_module(self, model: Any, component: str) -> Any:
+        from ttskiln.families.vits import modules
+
+        graphs = {"text_encoder": modules.TextEncoderGraph, "duration_predictor": modules.DurationGraph,
+                  "flow": modules.FlowGraph, "decoder": modules.DecoderGraph}
+        if component not in graphs:
+            raise KeyError(f"vits components are {list(graphs)}; got {component!r}")
+        return graphs[component](model).eval()
+
+    def make_inputs(
+        self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        s = info.summary
+        b = int(sizes["batch"])
+        h, c, d = s["hidden"], s["text_channels"], s["d_vector_dim"]
+        g = rng.standard_normal((b, d)).astype(np.float32)
+        g /= np.linalg.norm(g, axis=1, keepdims=True)
+        lang = rng.integers(0, max(1, s["languages"]), size=b).astype(np.int64)
+        if component in ("text_encoder", "duration_predictor"):
+            t = int(sizes["tokens"])
+            lengths = np.maximum(1, t - np.arange(b) * (t // 4)).astype(np.int64)
+            mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.float32)[:, None, :]
+            if component == "text_encoder":
+                tokens = rng.integers(0, s["num_chars"], size=(b, t)).astype(np.int64)
+                return {"tokens": tokens, "lengths": lengths, "language_id": lang}
+            x = (rng.standard_normal((b, c, t)) * mask).astype(np.float32)
+            noise = (0.8 * rng.standard_normal((b, 2, t))).astype(np.float32)
+            return {"x": x, "x_mask": mask, "g": g, "language_id": lang, "noise": noise}
+        f = int(sizes["frames"])
+        if component == "flow":
+            m_p = (0.6 * rng.standard_normal((b, h, f))).astype(np.float32)
+            logs_p = (-0.5 + 0.3 * rng.standard_normal((b, h, f))).astype(np.float32)
+            noise = (0.667 * rng.standard_normal((b, h, f))).astype(np.float32)
+            y_mask = np.ones((b, 1, f), dtype=np.float32)
+            return {"m_p": m_p, "logs_p": logs_p, "noise": noise, "y_mask": y_mask, "g": g}
+        if component == "decoder":
+            return {"z": (0.6 * rng.standard_normal((b, h, f))).astype(np.float32), "g": g}
+        raise KeyError(f"vits components are {list(COMPONENTS)}; got {component!r}")
+
+    # -- chains ------------------------------------------------------------------------------
+    def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
+        return [CHAIN]
+
+    def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
+        from ttskiln.families.vits.chain import run_tts_chain
+
+        if job.chain != CHAIN:
+            raise ConfigError(f"vits has one chain, {CHAIN!r}; got {job.chain!r}")
+        return run_tts_chain(self, job)
+
+    # -- upstream parity ---------------------------------------------------------------------
+    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        """Unused: the entry point spans several graphs and host code; see ``parity``."""
+        return []
+
+    def parity(self, case: ParityCase) -> list[ParityCheck]:
+        from ttskiln.families.vits.parity import run_case
+
+        return run_case(self, case)
+
+
+def _parameter_count(cfg: VitsConfig) -> int:
+    """Parameters of the loaded network (incl. the training-only posterior encoder and the
+    SDP's posterior flows; without the discriminator and the speaker-consistency encoder)."""
+    import torch
+
+    from ttskiln.families.vits.modules import Vits
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in Vits(cfg).parameters())

@@ -1,0 +1,214 @@
+"""The architecture of a Coqui VITS / YourTTS model, read from Coqui's ``config.json``.
+
+Only the fields that shape the inference graphs are read (``model_args`` plus the audio
+sample rate and the characters); the rest of the trainer config is kept on disk untouched.
+Synthetic checkpoints write a config.json in the same layout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ttskiln.errors import CheckpointError
+
+#: The text encoder's relative-attention window (hard-coded upstream).
+REL_WINDOW = 4
+#: The stochastic duration predictor's width, kernel and flow count (hard-coded upstream).
+SDP_CHANNELS = 192
+SDP_KERNEL = 3
+SDP_FLOWS = 4
+SPLINE_BINS = 10
+SPLINE_TAIL = 5.0
+#: Token sequences longer than this are refused when the config gives no finite max_text_len.
+DEFAULT_MAX_TOKENS = 1024
+
+_PUNCTUATIONS = "!'(),-.:;? "
+_CHARACTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class VitsConfig:
+    num_chars: int
+    hidden: int
+    ffn: int
+    heads: int
+    layers: int
+    kernel_text: int
+    spec_channels: int
+    posterior_kernel: int
+    posterior_dilation: int
+    posterior_layers: int
+    flow_kernel: int
+    flow_dilation: int
+    flow_layers: int
+    flows: int
+    resblock_type: str
+    resblock_kernels: tuple[int, ...]
+    resblock_dilations: tuple[tuple[int, ...], ...]
+    upsample_rates: tuple[int, ...]
+    upsample_kernels: tuple[int, ...]
+    upsample_initial: int
+    d_vector_dim: int
+    language_dim: int
+    num_languages: int
+    use_sdp: bool
+    condition_dp_on_speaker: bool
+    sample_rate: int
+    max_tokens: int
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.upsample_rates)
+
+    @property
+    def text_channels(self) -> int:
+        """Channels of the text encoder's transformer (hidden + language embedding)."""
+        return self.hidden + self.language_dim
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "vits config") -> "VitsConfig":
+        if not isinstance(data, dict) or not isinstance(data.get("model_args"), dict):
+            raise CheckpointError(f"{source}: no 'model_args' block (expected Coqui's VitsConfig layout)")
+        a = data["model_args"]
+        try:
+            if not a.get("use_d_vector_file", data.get("use_d_vector_file", False)):
+                raise CheckpointError(
+                    f"{source}: only d-vector models (YourTTS, use_d_vector_file: true) are supported; "
+                    "this config uses speaker ids or no speakers"
+                )
+            if a.get("encoder_sample_rate"):
+                raise CheckpointError(f"{source}: encoder_sample_rate (z interpolation) is not supported")
+            use_lang = bool(a.get("use_language_embedding", False))
+            languages = data.get("languages") or []
+            num_languages = int(a.get("num_languages") or len(languages) or 0) if use_lang else 0
+            if use_lang and num_languages <= 0:
+                raise CheckpointError(f"{source}: use_language_embedding is set but no languages are listed")
+            max_text = data.get("max_text_len", math.inf)
+            max_tokens = int(max_text) if isinstance(max_text, (int, float)) and math.isfinite(max_text) else DEFAULT_MAX_TOKENS
+            return cls(
+                num_chars=int(a["num_chars"]),
+                hidden=int(a["hidden_channels"]),
+                ffn=int(a["hidden_channels_ffn_text_encoder"]),
+                heads=int(a["num_heads_text_encoder"]),
+                layers=int(a["num_layers_text_encoder"]),
+                kernel_text=int(a["kernel_size_text_encoder"]),
+                spec_channels=int(a["out_channels"]),
+                posterior_kernel=int(a["kernel_size_posterior_encoder"]),
+                posterior_dilation=int(a["dilation_rate_posterior_encoder"]),
+                posterior_layers=int(a["num_layers_posterior_encoder"]),
+                flow_kernel=int(a["kernel_size_flow"]),
+                flow_dilation=int(a["dilation_rate_flow"]),
+                flow_layers=int(a["num_layers_flow"]),
+                flows=int(a.get("num_flows", 4)),
+                resblock_type=str(a["resblock_type_decoder"]),
+                resblock_kernels=tuple(int(k) for k in a["resblock_kernel_sizes_decoder"]),
+                resblock_dilations=tuple(tuple(int(d) for d in ds) for ds in a["resblock_dilation_sizes_decoder"]),
+                upsample_rates=tuple(int(u) for u in a["upsample_rates_decoder"]),
+                upsample_kernels=tuple(int(k) for k in a["upsample_kernel_sizes_decoder"]),
+                upsample_initial=int(a["upsample_initial_channel_decoder"]),
+                d_vector_dim=int(a.get("d_vector_dim") or data.get("d_vector_dim")),
+                language_dim=int(a.get("embedded_language_dim", 4)) if use_lang else 0,
+                num_languages=num_languages,
+                use_sdp=bool(a.get("use_sdp", True)),
+                condition_dp_on_speaker=bool(a.get("condition_dp_on_speaker", True)),
+                sample_rate=int(data["audio"]["sample_rate"]),
+                max_tokens=max_tokens,
+            )
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: missing or malformed field {exc}") from exc
+
+    def validate(self, source: str) -> "VitsConfig":
+        if self.resblock_type not in ("1", "2"):
+            raise CheckpointError(f"{source}: resblock_type_decoder must be '1' or '2', got {self.resblock_type!r}")
+        if len(self.upsample_rates) != len(self.upsample_kernels):
+            raise CheckpointError(f"{source}: upsample rates and kernel sizes differ in length")
+        if self.text_channels % self.heads:
+            raise CheckpointError(f"{source}: hidden + language dim {self.text_channels} is not divisible by {self.heads} heads")
+        if not self.use_sdp:
+            raise CheckpointError(f"{source}: only the stochastic duration predictor (use_sdp: true) is supported")
+        return self
+
+
+def make_config_dict(
+    *,
+    hidden: int = 192,
+    ffn: int = 768,
+    heads: int = 2,
+    layers: int = 10,
+    posterior_layers: int = 16,
+    flow_layers: int = 4,
+    resblock_type: str = "2",
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2),
+    upsample_kernels: tuple[int, ...] = (16, 16, 4, 4),
+    upsample_initial: int = 512,
+    d_vector_dim: int = 512,
+    languages: tuple[str, ...] = ("en", "fr-fr", "pt-br"),
+    sample_rate: int = 16000,
+    spec_channels: int = 513,
+) -> dict[str, Any]:
+    """A Coqui-layout config dict (the fields ttskiln and Coqui's loader read) for a YourTTS-like model."""
+    num_chars = 1 + len(_PUNCTUATIONS) + len(_CHARACTERS) + 1
+    return {
+        "model": "vits",
+        "audio": {"sample_rate": sample_rate, "hop_length": math.prod(upsample_rates), "fft_size": 2 * (spec_channels - 1),
+                  "win_length": 2 * (spec_channels - 1)},
+        "model_args": {
+            "num_chars": num_chars,
+            "out_channels": spec_channels,
+            "hidden_channels": hidden,
+            "hidden_channels_ffn_text_encoder": ffn,
+            "num_heads_text_encoder": heads,
+            "num_layers_text_encoder": layers,
+            "kernel_size_text_encoder": 3,
+            "kernel_size_posterior_encoder": 5,
+            "dilation_rate_posterior_encoder": 1,
+            "num_layers_posterior_encoder": posterior_layers,
+            "kernel_size_flow": 5,
+            "dilation_rate_flow": 1,
+            "num_layers_flow": flow_layers,
+            "resblock_type_decoder": resblock_type,
+            "resblock_kernel_sizes_decoder": [3, 7, 11],
+            "resblock_dilation_sizes_decoder": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+            "upsample_rates_decoder": list(upsample_rates),
+            "upsample_kernel_sizes_decoder": list(upsample_kernels),
+            "upsample_initial_channel_decoder": upsample_initial,
+            "use_sdp": True,
+            "inference_noise_scale": 0.667,
+            "inference_noise_scale_dp": 0.8,
+            "length_scale": 1.0,
+            "init_discriminator": False,
+            "use_speaker_embedding": False,
+            "use_d_vector_file": True,
+            "d_vector_file": ["speakers.json"],
+            "d_vector_dim": d_vector_dim,
+            "use_language_embedding": True,
+            "embedded_language_dim": 4,
+            "language_ids_file": "language_ids.json",
+            "condition_dp_on_speaker": True,
+            "encoder_sample_rate": None,
+        },
+        "languages": list(languages),
+        "characters": {"pad": "_", "blank": "<BLNK>", "characters": _CHARACTERS, "punctuations": _PUNCTUATIONS},
+        "add_blank": True,
+        "use_d_vector_file": True,
+        "d_vector_dim": d_vector_dim,
+        "use_language_embedding": True,
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The released YourTTS (tts_models/multilingual/multi-dataset/your_tts).
+    "yourtts": {},
+    # Small enough for unit tests.
+    "tiny": {"hidden": 16, "ffn": 32, "heads": 2, "layers": 1, "posterior_layers": 1, "flow_layers": 1,
+             "upsample_rates": (4, 4), "upsample_kernels": (8, 8), "upsample_initial": 16, "d_vector_dim": 8,
+             "spec_channels": 9},
+    # The pipeline demo: the released structure at reduced widths.
+    "demo": {"hidden": 64, "ffn": 128, "heads": 2, "layers": 2, "posterior_layers": 2, "flow_layers": 2,
+             "upsample_rates": (8, 8, 2, 2), "upsample_kernels": (16, 16, 4, 4), "upsample_initial": 64,
+             "d_vector_dim": 64, "spec_channels": 65},
+}
