@@ -96,7 +96,7 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
         if key not in benched:
             rows.append({f: None for f in ROW_FIELDS} | {
                 "model": key[0], "component": key[1], "variant": key[2], "point": key[3],
-                "backend": key[4], "artifact": check["artifact"], "passed": check["passed"],
+                "backend": key[4], "artifact": check["artifact"], "passed": check["passed"], "shape": check.get("shape"),
                 **check["metrics"], "failures": check["failures"],
             })
     rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))

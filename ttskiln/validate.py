@@ -125,6 +125,7 @@ def validate_artifact(
         **labels,
         "artifact": " + ".join(artifact_files(artifact)),
         "backend": backend,
+        "shape": {name: list(value.shape) for name, value in inputs.items()},
         "metrics": summary,
         "outputs": per_output,
         "tolerances": tolerances,
