@@ -13,7 +13,7 @@ from conftest import UPSTREAM, upstream_case
 from ttskiln.errors import CheckpointError
 from ttskiln.export import FORBIDDEN_OPS, export_component
 from ttskiln.families import get_family
-from ttskiln.families.bigvgan.config import BigVGANConfig, make_config_dict
+from ttskiln.families.bigvgan.config import BigVGANConfig
 from ttskiln.families.bigvgan.filters import kaiser_sinc_lowpass
 from ttskiln.families.bigvgan.weights import fold_weight_norm
 from ttskiln.runtime import ort_session, torch_run

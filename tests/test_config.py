@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import planned_jobs, snakemake, tiny_model, upstream_case, write_config
+from conftest import snakemake, tiny_model, upstream_case, write_config
 from ttskiln.errors import CheckpointError, ConfigError, InputError
 from ttskiln.plan import build_plan
 

@@ -3,9 +3,8 @@
 import shutil
 
 import pytest
-import yaml
 
-from conftest import FAST_BENCH, planned_jobs, snakemake, tiny_model, write_config
+from conftest import FAST_BENCH, planned_jobs, tiny_model, write_config
 from ttskiln.engines import BuilderSettings, build_engine, convert_command
 from ttskiln.errors import TtskilnError
 from ttskiln.gpu import Machine, engine_tag

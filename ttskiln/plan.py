@@ -17,7 +17,7 @@ import numpy as np
 
 from ttskiln.errors import ConfigError, InputError, TtskilnError, for_model
 from ttskiln.families import get_family
-from ttskiln.families.base import ComponentSpec, ModelInfo
+from ttskiln.families.base import ModelInfo
 
 SAMPLE_POINT = "sample"
 LEVELS = ("min", "opt", "max")
