@@ -81,11 +81,17 @@ def export_module(
 
 
 def finish_onnx(
-    path: Path, spec: ComponentSpec, metadata: dict[str, str], output: Path, external_data_bytes: int = EXTERNAL_DATA_BYTES
+    path: Path,
+    spec: ComponentSpec,
+    metadata: dict[str, str],
+    output: Path | None = None,
+    external_data_bytes: int = EXTERNAL_DATA_BYTES,
 ) -> list[str]:
-    """Name the dynamic output axes, add metadata, save to ``output`` (external data past the
-    limit), run the checker and the op audit. Returns the artifact's files."""
+    """Name the dynamic output axes, add metadata, save to ``output`` (default: in place;
+    external data past the limit), run the checker and the op audit. Returns the files."""
     import onnx
+
+    output = Path(output or path)
 
     model = onnx.load(str(path))
     for value, tensor in zip(model.graph.output, spec.outputs):
