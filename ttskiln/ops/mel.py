@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -25,3 +27,25 @@ def mel_filterbank(
     down = -slopes[:, :-2] / widths[:-1]
     up = slopes[:, 2:] / widths[1:]
     return np.maximum(0.0, np.minimum(down, up)).astype(np.float32)
+
+
+def synthetic_clamped_log_mel(
+    batch: int,
+    n_mels: int,
+    frames: int,
+    rng: np.random.Generator,
+    *,
+    offset: float,
+    tilt: float,
+    noise: float,
+    ceiling: float,
+) -> np.ndarray:
+    """A natural-log mel (B, n_mels, frames) in the HiFi-GAN-style domain ln(clamp(M, 1e-5)):
+    spectral tilt, a slow loudness envelope and noise, clipped to [ln 1e-5, ceiling].
+    Deterministic for ``rng``."""
+    bins = np.linspace(0.0, 1.0, n_mels)[None, :, None]
+    t = np.arange(frames)[None, None, :]
+    phase = rng.uniform(0, 2 * math.pi, size=(batch, 1, 1))
+    envelope = np.sin(2 * math.pi * t / max(frames, 8) * 2 + phase)
+    mel = offset - tilt * bins + 1.5 * envelope + noise * rng.standard_normal((batch, n_mels, frames))
+    return np.clip(mel, math.log(1e-5), ceiling).astype(np.float32)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
+from ttskiln.ops.mel import synthetic_clamped_log_mel
 from ttskiln.families.bigvgan.config import BigVGANConfig, make_config_dict
 
 CONFIG_FILE = "config.json"
@@ -221,11 +222,5 @@ class BigVGANFamily(Family):
 
 
 def synthetic_log_mel(batch: int, n_mels: int, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """A natural-log mel (B, n_mels, frames) in BigVGAN's domain, ln(clamp(M, 1e-5)) in about
-    [-11.5, 1.5]: spectral tilt, a slow loudness envelope, noise. Deterministic for ``rng``."""
-    bins = np.linspace(0.0, 1.0, n_mels)[None, :, None]
-    t = np.arange(frames)[None, None, :]
-    phase = rng.uniform(0, 2 * math.pi, size=(batch, 1, 1))
-    envelope = np.sin(2 * math.pi * t / max(frames, 8) * 2 + phase)
-    mel = -3.0 - 5.0 * bins + 1.5 * envelope + 1.2 * rng.standard_normal((batch, n_mels, frames))
-    return np.clip(mel, math.log(1e-5), 1.5).astype(np.float32)
+    """A seeded natural-log mel (B, n_mels, frames) in BigVGAN's domain, about [-11.5, 1.5]."""
+    return synthetic_clamped_log_mel(batch, n_mels, frames, rng, offset=-3.0, tilt=5.0, noise=1.2, ceiling=1.5)

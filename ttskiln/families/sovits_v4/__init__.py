@@ -24,6 +24,7 @@ import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
+from ttskiln.ops.mel import synthetic_clamped_log_mel
 from ttskiln.families.sovits_v4.config import GENERATOR_KEYS, SovitsVocoderConfig, make_config_dict
 
 WEIGHTS_FILE = "vocoder.pth"
@@ -291,11 +292,5 @@ def _component_names(cfg: SovitsVocoderConfig) -> list[str]:
 
 
 def synthetic_log_mel(batch: int, n_mels: int, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """A natural-log mel (B, n_mels, frames) in the v4 vocoder's domain (ln(clamp(M, 1e-5)),
-    about [-11.5, 2]): spectral tilt, a slow loudness envelope, noise. Deterministic for ``rng``."""
-    bins = np.linspace(0.0, 1.0, n_mels)[None, :, None]
-    t = np.arange(frames)[None, None, :]
-    phase = rng.uniform(0, 2 * math.pi, size=(batch, 1, 1))
-    envelope = np.sin(2 * math.pi * t / max(frames, 8) * 2 + phase)
-    mel = -3.5 - 6.0 * bins + 1.5 * envelope + 1.3 * rng.standard_normal((batch, n_mels, frames))
-    return np.clip(mel, math.log(1e-5), 2.0).astype(np.float32)
+    """A seeded natural-log mel (B, n_mels, frames) in the v4 vocoder's domain, about [-11.5, 2]."""
+    return synthetic_clamped_log_mel(batch, n_mels, frames, rng, offset=-3.5, tilt=6.0, noise=1.3, ceiling=2.0)
