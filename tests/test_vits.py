@@ -176,6 +176,10 @@ def test_tiny_chain_rows_and_wav(tiny, tmp_path):
     for key in ("max_abs_err", "cosine", "snr_db", "mrstft", "logmel_l1", "p50_ms", "p90_ms", "p99_ms", "rtf", "speedup_vs_torch"):
         assert ort[key] is not None
     assert ort["boundary_max_abs_err"]["durations"] == 0.0
+    # The tiny preset has a speaker encoder: the d-vector came from reference.wav on each backend.
+    assert ort["boundary_max_abs_err"]["d_vector"] < 1e-5
+    with wave.open(ort["speaker_reference"], "rb") as fh:
+        assert fh.getframerate() == 16000 and fh.getnframes() == 48000
     with wave.open(ort["audio"], "rb") as fh:
         assert fh.getsampwidth() == 2 and fh.getnchannels() == 1
         assert fh.getframerate() == tiny["info"].sample_rate and fh.getnframes() > 0

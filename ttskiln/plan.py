@@ -344,6 +344,8 @@ def _profile(name: str, spec: dict[str, Any], info: ModelInfo) -> Profile:
         if axis not in ranges:
             if axis == "batch":
                 ranges["batch"] = {"min": 1, "opt": 1, "max": 1}
+            elif axis in info.axis_defaults:
+                ranges[axis] = dict(info.axis_defaults[axis])
             else:
                 raise ConfigError(f"profile {name!r} does not set {axis}")
     return Profile(name, ranges)

@@ -70,6 +70,8 @@ class ModelInfo:
     hop_length: int
     components: tuple[ComponentSpec, ...]
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Ranges ({min, opt, max}) for axes a profile may leave out (e.g. an optional component's).
+    axis_defaults: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def component(self, name: str) -> ComponentSpec:
         for comp in self.components:

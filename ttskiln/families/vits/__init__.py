@@ -3,9 +3,11 @@
 Checkpoint: a folder in the layout of Coqui's released model zip —
 ``model_file.pth`` (trainer dict ``{"model": state_dict, "config": ..., ...}``, legacy
 ``weight_g``/``weight_v`` weight norm, folded at load), ``config.json`` (coqpit),
-``speakers.json`` (d-vectors) and ``language_ids.json``. Only d-vector models with the
-stochastic duration predictor are supported (YourTTS). ``options``: ``max_tokens`` (the
-longest token sequence accepted; default the config's ``max_text_len`` or 1024).
+``speakers.json`` (d-vectors) and ``language_ids.json``; with the speaker encoder
+(``model_se.pth`` + ``config_se.json``, ``speaker.py``) when the folder holds both. Only
+d-vector models with the stochastic duration predictor are supported (YourTTS). ``options``:
+``max_tokens`` (the longest token sequence accepted; default the config's ``max_text_len`` or
+1024); ``speaker_encoder: false`` leaves a present speaker encoder out.
 
 Components, split where the output length depends on the data (the ceil of the durations):
 
@@ -16,11 +18,15 @@ Components, split where the output length depends on the data (the ceil of the d
 * host (numpy, ``host.py``): durations = ceil(exp(logw)), path, expansion of m_p/logs_p;
 * ``flow``: m_p, logs_p, noise [B, H, F] (already times noise_scale), y_mask [B, 1, F], g ->
   z_p, z (coupling flows in reverse);
-* ``decoder``: HiFi-GAN, z [B, H, F], g -> audio [B, F * hop].
+* ``decoder``: HiFi-GAN, z [B, H, F], g -> audio [B, F * hop];
+* ``speaker_encoder`` (when present): waveform [B, ref_samples] -> unit d-vector [B, D], the
+  spectrogram front end inside the graph. Its profile axis ``ref_samples`` defaults to
+  0.5-2.5 s (2.5 s = the 250-frame windows upstream embeds) when a profile does not set it.
 
-Chain ``tts``: seeded text ids and d-vector -> waveform through the ONNX graphs and through
-PyTorch with the same noise (``chain.py``). Presets: ``yourtts`` (released sizes), ``tiny``,
-``demo``.
+Chain ``tts``: seeded text ids and d-vector (with a speaker encoder: the d-vector of a seeded
+reference WAV, through the encoder) -> waveform through the ONNX graphs and through PyTorch
+with the same noise (``chain.py``). Presets: ``yourtts`` (released sizes, with the released
+encoder's layout), ``tiny``, ``demo`` (both with a small encoder).
 """
 
 from __future__ import annotations
@@ -35,13 +41,18 @@ from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
 from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
 from ttskiln.families.vits.host import HostDims
+from ttskiln.families.vits.speaker import CONFIG_FILE as SE_CONFIG_FILE
+from ttskiln.families.vits.speaker import WEIGHTS_FILE as SE_WEIGHTS_FILE
 
 WEIGHTS_FILE = "model_file.pth"
 CONFIG_FILE = "config.json"
 SPEAKERS_FILE = "speakers.json"
 LANGUAGES_FILE = "language_ids.json"
 COMPONENTS = ("text_encoder", "duration_predictor", "flow", "decoder")
-OPTION_KEYS = ("max_tokens",)
+SPEAKER_ENCODER = "speaker_encoder"
+#: Where the speaker encoder's config travels inside the model config (not a Coqui key).
+SE_KEY = "_speaker_encoder"
+OPTION_KEYS = ("max_tokens", "speaker_encoder")
 CHAIN = "tts"
 
 
@@ -69,7 +80,8 @@ class VitsFamily(Family):
     def checkpoint_files(self, checkpoint: Path) -> list[Path]:
         checkpoint = Path(checkpoint)
         files = [checkpoint / WEIGHTS_FILE, checkpoint / CONFIG_FILE]
-        files += [checkpoint / n for n in (SPEAKERS_FILE, LANGUAGES_FILE) if (checkpoint / n).is_file()]
+        optional = (SPEAKERS_FILE, LANGUAGES_FILE, SE_WEIGHTS_FILE, SE_CONFIG_FILE)
+        files += [checkpoint / n for n in optional if (checkpoint / n).is_file()]
         return files
 
     def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -91,16 +103,45 @@ class VitsFamily(Family):
             raise CheckpointError(f"{checkpoint / CONFIG_FILE} is not valid JSON: {exc}") from exc
         if "max_tokens" in options:
             data["max_text_len"] = int(options["max_tokens"])
-        VitsConfig.from_dict(data, str(checkpoint / CONFIG_FILE)).validate(str(checkpoint / CONFIG_FILE))
+        cfg = VitsConfig.from_dict(data, str(checkpoint / CONFIG_FILE)).validate(str(checkpoint / CONFIG_FILE))
+        data.pop(SE_KEY, None)
+        se_files = [checkpoint / SE_WEIGHTS_FILE, checkpoint / SE_CONFIG_FILE]
+        wanted = options.get("speaker_encoder", True)
+        if not isinstance(wanted, bool):
+            raise ConfigError(f"vits option speaker_encoder must be true or false, got {wanted!r}")
+        if wanted and any(p.is_file() for p in se_files):
+            missing = [p.name for p in se_files if not p.is_file()]
+            if missing:
+                raise CheckpointError(f"{checkpoint}: the speaker encoder needs {SE_WEIGHTS_FILE} and {SE_CONFIG_FILE}; "
+                                      f"{missing[0]} is missing (or set options.speaker_encoder: false)")
+            from ttskiln.families.vits.speaker import SpeakerEncoderConfig, read_config_file
+
+            se = read_config_file(checkpoint / SE_CONFIG_FILE)
+            se_cfg = SpeakerEncoderConfig.from_dict(se, str(checkpoint / SE_CONFIG_FILE))
+            if se_cfg.proj_dim != cfg.d_vector_dim:
+                raise CheckpointError(
+                    f"{checkpoint / SE_CONFIG_FILE}: the speaker encoder makes {se_cfg.proj_dim}-dim d-vectors, "
+                    f"the model takes d_vector_dim {cfg.d_vector_dim}"
+                )
+            data[SE_KEY] = se
         return data
 
     def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        from ttskiln.families.vits.speaker import make_config_dict as make_se_config
+
         if preset not in self.presets:
             raise CheckpointError(f"unknown vits preset {preset!r}; choose from {sorted(self.presets)}")
+        args = {**self.presets[preset], **overrides}
+        encoder = args.pop("speaker_encoder", None)  # a dict of layout overrides, or None/False
         try:
-            return make_config_dict(**{**self.presets[preset], **overrides})
+            config = make_config_dict(**args)
+            if isinstance(encoder, dict):
+                config[SE_KEY] = make_se_config(proj_dim=config["model_args"]["d_vector_dim"], **encoder)
+            elif encoder not in (None, False):
+                raise CheckpointError(f"synthetic vits speaker_encoder must be a mapping or false, got {encoder!r}")
         except TypeError as exc:
             raise CheckpointError(f"synthetic vits overrides: {exc}") from exc
+        return config
 
     def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
         import torch
@@ -111,6 +152,11 @@ class VitsFamily(Family):
         cfg = self.config(config)
         destination = Path(destination)
         destination.mkdir(parents=True, exist_ok=True)
+        if config.get(SE_KEY):
+            from ttskiln.families.vits.speaker import write_synthetic as write_speaker_encoder
+
+            write_speaker_encoder(config[SE_KEY], destination, seed + 1)
+        config = {k: v for k, v in config.items() if k != SE_KEY}
         state = unfold_weight_norm(synthetic_state(cfg, seed))
         trainer = {"config": config, "model": state, "optimizer": None, "scaler": None, "step": 0, "epoch": 0,
                    "date": "synthetic", "model_loss": None}
@@ -126,6 +172,14 @@ class VitsFamily(Family):
     @staticmethod
     def config(config: dict[str, Any]) -> VitsConfig:
         return VitsConfig.from_dict(config).validate("vits config")
+
+    @staticmethod
+    def speaker_encoder_config(config: dict[str, Any]) -> Any:
+        """The speaker encoder's ``SpeakerEncoderConfig``, or None when the model has none."""
+        from ttskiln.families.vits.speaker import SpeakerEncoderConfig
+
+        se = config.get(SE_KEY)
+        return SpeakerEncoderConfig.from_dict(se, SE_CONFIG_FILE) if se else None
 
     def host_dims(self, config: dict[str, Any]) -> HostDims:
         cfg = self.config(config)
@@ -172,6 +226,20 @@ class VitsFamily(Family):
                 audio_output="audio", trace_sizes=frame_trace,
             ),
         )
+        se = self.speaker_encoder_config(config)
+        axis_defaults = {}
+        if se is not None:
+            window = 250 * se.hop_length
+            specs += (
+                ComponentSpec(
+                    SPEAKER_ENCODER,
+                    inputs=(TensorSpec("waveform", ("batch", "ref_samples")),),
+                    outputs=(TensorSpec("d_vector", ("batch", d)),),
+                    profile_axes=("batch", "ref_samples"), axis_min={"batch": 1, "ref_samples": se.min_samples},
+                    trace_sizes={"batch": 2, "ref_samples": 5 * se.hop_length + 37}, **common,
+                ),
+            )
+            axis_defaults["ref_samples"] = {"min": min(window, se.sample_rate // 2), "opt": window, "max": window}
         return ModelInfo(
             family=self.name,
             sample_rate=cfg.sample_rate,
@@ -184,13 +252,22 @@ class VitsFamily(Family):
                 "upsample_rates": list(cfg.upsample_rates), "upsample_initial": cfg.upsample_initial,
                 "d_vector_dim": cfg.d_vector_dim, "languages": cfg.num_languages, "num_chars": cfg.num_chars,
                 "max_tokens": cfg.max_tokens,
+                **({} if se is None else {"speaker_encoder": {
+                    "sample_rate": se.sample_rate, "n_mels": se.n_mels, "hop_length": se.hop_length,
+                    "proj_dim": se.proj_dim, "parameters": _speaker_encoder_parameters(config)}}),
             },
+            axis_defaults=axis_defaults,
         )
 
     def check_checkpoint(self, checkpoint: Path, config: dict[str, Any]) -> None:
         from ttskiln.families.vits.weights import load_network_state
 
-        load_network_state(Path(checkpoint) / WEIGHTS_FILE, self.config(config))
+        cfg = self.config(config)
+        load_network_state(Path(checkpoint) / WEIGHTS_FILE, cfg)
+        if config.get(SE_KEY):
+            from ttskiln.families.vits.speaker import load_speaker_encoder
+
+            load_speaker_encoder(Path(checkpoint), config[SE_KEY], cfg.d_vector_dim)
 
     def load(self, checkpoint: Path, config: dict[str, Any]) -> Any:
         from ttskiln.families.vits.modules import Vits
@@ -200,6 +277,11 @@ class VitsFamily(Family):
         state = load_network_state(Path(checkpoint) / WEIGHTS_FILE, cfg)
         model = Vits(cfg)
         model.load_state_dict(state, strict=True)
+        if config.get(SE_KEY):
+            from ttskiln.families.vits.speaker import load_speaker_encoder
+
+            # Held as ``model.speaker_encoder``, where Coqui keeps the speaker-consistency encoder.
+            model.speaker_encoder = load_speaker_encoder(Path(checkpoint), config[SE_KEY], cfg.d_vector_dim)
         return model.eval()
 
     def speakers(self, checkpoint: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -219,6 +301,8 @@ class VitsFamily(Family):
 
         graphs = {"text_encoder": modules.TextEncoderGraph, "duration_predictor": modules.DurationGraph,
                   "flow": modules.FlowGraph, "decoder": modules.DecoderGraph}
+        if component == SPEAKER_ENCODER and getattr(model, "speaker_encoder", None) is not None:
+            return model.speaker_encoder.eval()
         if component not in graphs:
             raise KeyError(f"vits components are {list(graphs)}; got {component!r}")
         return graphs[component](model).eval()
@@ -232,6 +316,13 @@ class VitsFamily(Family):
         g = rng.standard_normal((b, d)).astype(np.float32)
         g /= np.linalg.norm(g, axis=1, keepdims=True)
         lang = rng.integers(0, max(1, s["languages"]), size=b).astype(np.int64)
+        if component == SPEAKER_ENCODER:
+            from ttskiln.families.vits.speaker import synthetic_reference
+
+            n = int(sizes["ref_samples"])
+            rate = s["speaker_encoder"]["sample_rate"]
+            clips = [synthetic_reference(rate, n / rate + 0.01, int(rng.integers(0, 2**31 - 1)))[:n] for _ in range(b)]
+            return {"waveform": np.stack(clips).astype(np.float32)}
         if component in ("text_encoder", "duration_predictor"):
             t = int(sizes["tokens"])
             lengths = np.maximum(1, t - np.arange(b) * (t // 4)).astype(np.int64)
@@ -273,6 +364,17 @@ class VitsFamily(Family):
         from ttskiln.families.vits.parity import run_case
 
         return run_case(self, case)
+
+
+def _speaker_encoder_parameters(config: dict[str, Any]) -> int:
+    """Parameters of the speaker encoder in the layout its config gives (upstream's defaults,
+    unless a synthetic config names its own)."""
+    import torch
+
+    from ttskiln.families.vits.speaker import ResNetSpeakerEncoder, SpeakerEncoderConfig
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in ResNetSpeakerEncoder(SpeakerEncoderConfig.from_dict(config[SE_KEY])).parameters())
 
 
 def _parameter_count(cfg: VitsConfig) -> int:

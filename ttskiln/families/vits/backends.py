@@ -11,13 +11,18 @@ import numpy as np
 from ttskiln.families.base import ModelInfo
 from ttskiln.families.vits.host import Backend
 
+#: The synthesis graphs; a model may add the speaker encoder (see ``components``).
 COMPONENTS = ("text_encoder", "duration_predictor", "flow", "decoder")
+
+
+def components(info: ModelInfo) -> list[str]:
+    return [c.name for c in info.components]
 
 
 def torch_backend(family: Any, model: Any, info: ModelInfo) -> Backend:
     from ttskiln.runtime import torch_run
 
-    modules = {name: family.component_module(model, name) for name in COMPONENTS}
+    modules = {name: family.component_module(model, name) for name in components(info)}
 
     def run(component: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return torch_run(modules[component], info.component(component), inputs)
@@ -30,7 +35,7 @@ def export_components(family: Any, model: Any, info: ModelInfo, directory: Path,
     from ttskiln.export import export_module, finish_onnx
 
     paths = {}
-    for name in COMPONENTS:
+    for name in components(info):
         spec = info.component(name)
         example = family.make_inputs(info, name, spec.trace_sizes, np.random.default_rng(0))
         path = Path(directory) / f"{name}.onnx"
@@ -45,7 +50,7 @@ def export_components(family: Any, model: Any, info: ModelInfo, directory: Path,
 def onnx_backend(paths: dict[str, str | Path], info: ModelInfo, threads: int | None = None) -> Backend:
     from ttskiln.runtime import ort_session
 
-    sessions = {name: ort_session(paths[name], threads) for name in COMPONENTS}
+    sessions = {name: ort_session(paths[name], threads) for name in components(info)}
 
     def run(component: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         spec = info.component(component)

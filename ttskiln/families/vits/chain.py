@@ -1,5 +1,11 @@
 """The ``tts`` chain: seeded text ids + d-vector -> waveform, ONNX graphs vs PyTorch.
 
+With a speaker encoder, the d-vector is not drawn but computed: a seeded 3-second reference
+clip is written as ``reference.wav`` (16-bit PCM at the encoder's rate), read back, and
+embedded by each backend's own speaker encoder (``speaker.embed``: RMS normalisation, ten
+250-frame windows, mean), so the ONNX chain runs WAV -> d-vector -> waveform on ONNX graphs
+only. The embedding is not part of the timed call (a voice is embedded once, then reused).
+
 Both runs use the same host code (``host.synthesize``) and the same noise (noise scales 0.667
 for z and 0.8 for the duration predictor, as in YourTTS inference). Rows:
 
@@ -23,7 +29,9 @@ from ttskiln.families.base import ChainJob
 
 NOISE_SCALE = 0.667
 NOISE_SCALE_DP = 0.8
-BOUNDARIES = ("enc_x", "enc_m_p", "enc_logs_p", "dp_logw", "durations", "m_p_expanded", "logs_p_expanded", "z_p", "z",
+REFERENCE_SECONDS = 3.0
+REFERENCE_NAME = "reference.wav"
+BOUNDARIES = ("d_vector", "enc_x", "enc_m_p", "enc_logs_p", "dp_logw", "durations", "m_p_expanded", "logs_p_expanded", "z_p", "z",
               "waveform")
 WAV_NAME = "tts.wav"
 
@@ -66,16 +74,16 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     from ttskiln.audio_metrics import audio_metrics
     from ttskiln.benchmark import time_calls
-    from ttskiln.families.vits.backends import COMPONENTS, onnx_backend, torch_backend
+    from ttskiln.families.vits.backends import components, onnx_backend, torch_backend
     from ttskiln.families.vits.host import synthesize
     from ttskiln.metrics import failures, tensor_metrics
     from ttskiln.runtime import set_torch_threads
 
-    missing = [c for c in COMPONENTS if c not in job.artifacts]
-    if missing:
-        raise InputError(f"chain {job.chain!r} needs ONNX artifacts for {missing}")
     config = job.config
     info = family.describe(config)
+    missing = [c for c in components(info) if c not in job.artifacts]
+    if missing:
+        raise InputError(f"chain {job.chain!r} needs ONNX artifacts for {missing}")
     dims = family.host_dims(config)
     threads = int(job.bench.get("threads", 2))
     set_torch_threads(threads)
@@ -84,10 +92,25 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
                 "onnxruntime-cpu": onnx_backend(job.artifacts, info, threads)}
     req = chain_request(job.sizes, dims, info.summary["languages"], job.seed)
     noise_z = _z_noise(req["z_seed"], req["tokens"].shape[0], dims.hidden)
+    d_vectors = {backend: req["d_vector"] for backend in backends}
+    reference_wav = None
+    se = family.speaker_encoder_config(config)
+    if se is not None:
+        from ttskiln.families.vits.speaker import embed, read_wav, synthetic_reference
+
+        reference_wav = Path(job.directory) / REFERENCE_NAME
+        write_wav(reference_wav, synthetic_reference(se.sample_rate, REFERENCE_SECONDS, job.seed), se.sample_rate)
+        clip = read_wav(reference_wav, se.sample_rate)
+        batch = req["tokens"].shape[0]
+        for backend, run in backends.items():
+            vector = embed(lambda w, run=run: run("speaker_encoder", {"waveform": w})["d_vector"], clip, se)
+            d_vectors[backend] = np.repeat(vector, batch, axis=0)
 
     def call(backend: str) -> dict[str, np.ndarray]:
-        return synthesize(backends[backend], dims, req["tokens"], req["lengths"], req["d_vector"], req["language_id"],
-                          req["noise_dp"], noise_z)
+        out = synthesize(backends[backend], dims, req["tokens"], req["lengths"], d_vectors[backend], req["language_id"],
+                         req["noise_dp"], noise_z)
+        out["d_vector"] = d_vectors[backend]
+        return out
 
     ref = call("pytorch-eager")
     got = call("onnxruntime-cpu")
@@ -136,5 +159,7 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
             row["passed"] = not problems
             row["failures"] = problems
             row["audio"] = str(wav)
+            if reference_wav is not None:
+                row["speaker_reference"] = str(reference_wav)
         rows.append(row)
     return rows

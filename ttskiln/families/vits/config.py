@@ -201,14 +201,17 @@ def make_config_dict(
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The released YourTTS (tts_models/multilingual/multi-dataset/your_tts).
-    "yourtts": {},
+    # The released YourTTS (tts_models/multilingual/multi-dataset/your_tts) with its speaker
+    # encoder (ResNet H/ASP, upstream's default depth and widths, 64 mels, 512-dim d-vectors).
+    "yourtts": {"speaker_encoder": {}},
     # Small enough for unit tests.
     "tiny": {"hidden": 16, "ffn": 32, "heads": 2, "layers": 1, "posterior_layers": 1, "flow_layers": 1,
              "upsample_rates": (4, 4), "upsample_kernels": (8, 8), "upsample_initial": 16, "d_vector_dim": 8,
-             "spec_channels": 9},
+             "spec_channels": 9,
+             "speaker_encoder": {"layers": (1, 1, 1, 1), "filters": (8, 8, 16, 16), "n_mels": 16}},
     # The pipeline demo: the released structure at reduced widths.
     "demo": {"hidden": 64, "ffn": 128, "heads": 2, "layers": 2, "posterior_layers": 2, "flow_layers": 2,
              "upsample_rates": (8, 8, 2, 2), "upsample_kernels": (16, 16, 4, 4), "upsample_initial": 64,
-             "d_vector_dim": 64, "spec_channels": 65},
+             "d_vector_dim": 64, "spec_channels": 65,
+             "speaker_encoder": {"layers": (1, 1, 1, 1), "filters": (8, 16, 32, 64)}},
 }
