@@ -39,6 +39,8 @@ wildcard_constraints:
     backend=_alternatives(BACKENDS),
     chain=_alternatives(c for m in MODELS.values() for c in m.chains),
     engine_tag=_alternatives([GPU.engine_tag]),
+    trtllm_tag=_alternatives([GPU.trtllm_tag]),
+    dtype="float16|bfloat16|float32",
 
 
 # -- hashes that key the cache -------------------------------------------------------------
@@ -219,7 +221,40 @@ def get_model_chains(model):
         f"artifacts/{model}/chain/{chain}/{p.name}"
         for chain in m.chains
         for p in m.points
-    ]
+    ] + get_trtllm_chains(model)
+
+
+# -- TensorRT-LLM (f5tts models with a trtllm block) ---------------------------------------
+def trtllm_checkpoint_dir(model):
+    return f"artifacts/{model}/trtllm/checkpoint/{MODELS[model].trtllm['dtype']}"
+
+
+def trtllm_prefix(model, tag=None):
+    dtype = MODELS[model].trtllm["dtype"]
+    return f"artifacts/{model}/trtllm/{tag or GPU.trtllm_tag}/{dtype}"
+
+
+def trtllm_engine_dir(model, tag=None):
+    return f"{trtllm_prefix(model, tag)}/engine"
+
+
+def get_trtllm_checkpoints(wildcards=None):
+    return [trtllm_checkpoint_dir(name) for name, m in MODELS.items() if m.trtllm]
+
+
+def get_trtllm_chains(model):
+    """The synth chain over the TensorRT-LLM engine, where the GPU stages run."""
+    m = MODELS[model]
+    if not (m.trtllm and GPU.trtllm and m.chains):
+        return []
+    return [f"{trtllm_prefix(model)}/synth/{p.name}" for p in m.points]
+
+
+def get_trtllm_chain_artifacts(wildcards):
+    return {
+        **fp32_artifacts(wildcards.model),
+        "trtllm_engine": trtllm_engine_dir(wildcards.model, wildcards.trtllm_tag),
+    }
 
 
 def get_chains(wildcards=None):
@@ -239,6 +274,7 @@ def get_final_targets():
         "reports/summary.md",
         "reports/index.html",
         *[f"artifacts/{name}/validation.ok" for name in MODELS],
+        *get_trtllm_checkpoints(),
     ]
 
 

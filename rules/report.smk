@@ -4,6 +4,7 @@ rule report:
         validations=get_validations(),
         benchmarks=get_benchmarks(),
         chains=get_chains(),
+        trtllm_checkpoints=get_trtllm_checkpoints(),
         gemm_peak=GEMM_PEAK,
     output:
         summary_json="reports/summary.json",

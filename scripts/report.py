@@ -6,6 +6,7 @@ with job(snakemake.log[0]):
         validations=list(snakemake.input.validations),
         benchmarks=list(snakemake.input.benchmarks),
         chains=list(snakemake.input.chains),
+        trtllm_checkpoints=list(snakemake.input.trtllm_checkpoints),
         models=dict(snakemake.params.models),
         summary_json=snakemake.output.summary_json,
         summary_md=snakemake.output.summary_md,

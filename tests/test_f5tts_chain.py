@@ -22,6 +22,7 @@ from ttskiln.families.f5tts.chain import (
     synthetic_reference,
     write_wav,
 )
+from ttskiln.families.f5tts import trtllm
 from ttskiln.families.f5tts.config import F5Config
 from ttskiln.families.f5tts.sampler import estimate_duration
 
@@ -188,12 +189,21 @@ def test_synth_chain_in_the_pipeline(tmp_path):
                 "options": {"vocoder": "voc"},
                 "profiles": {"p": {"batch": {"min": 2, "opt": 2, "max": 2}, "frames": {"min": 24, "opt": 24, "max": 32}}},
                 "tolerances": {"max_abs_err": 1e-3, "cosine": 0.9999, "snr_db": 50},
+                "trtllm": {"max_batch_size": 2, "min_frames": 16, "opt_frames": 24, "max_frames": 32},
             },
         },
+        "gpu": {"stages": "off"},
     }
     write_config(tmp_path, config)
     snakemake(tmp_path)
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    # The TensorRT-LLM checkpoint is converted on this CPU machine; the engine stages are skipped.
+    ck = summary["models"]["f5"]["trtllm_checkpoint"]
+    assert ck["dtype"] == "float16" and ck["path"] == "artifacts/f5/trtllm/checkpoint/float16"
+    converted = json.loads((tmp_path / ck["path"] / "config.json").read_text())
+    assert ck["tensors"] == len(trtllm.expected_weights(converted)) and converted["max_frames"] == 32
+    assert "tensorrt_llm: skipped, gpu.stages is off in the config" in summary["skipped_stages"]
+    assert "TensorRT-LLM checkpoint `artifacts/f5/trtllm/checkpoint/float16`" in (tmp_path / "reports" / "summary.md").read_text()
     rows = [r for r in summary["rows"] if r["model"] == "f5" and r["component"] == "synth"]
     points = sorted({r["point"] for r in rows})
     assert len(points) >= 1
@@ -213,3 +223,35 @@ def test_vocoder_must_read_the_f5_mel(tiny):
     check_vocoder(cfg, VOCOS.read_config(tiny["voc"], {}), "voc")
     with pytest.raises(ConfigError, match="hop 64.*overrides"):
         check_vocoder(cfg, VOCOS.synthetic_config("tiny", {}), "tiny vocos")
+
+
+def test_chain_job_over_a_trtllm_engine_folder(tiny, tmp_path, monkeypatch):
+    """The synth chain with ``trtllm_engine`` set: the same host code drives the engine runner.
+    The runner here is the test suite's engine-semantics reference on the converted fp16
+    weights (no TensorRT-LLM on this machine); the rows are what the GPU job reports."""
+    import json as json_
+
+    from trtllm_reference import reference_runner
+
+    config = F5.read_config(tiny["f5"], {})
+    ckpt = tmp_path / "ckpt"
+    trtllm.convert(tiny["f5"], config, ckpt, "float16")
+    engine = tmp_path / "engine"
+    engine.mkdir()
+    converted, weights = trtllm.read_checkpoint(ckpt)
+    (engine / "config.json").write_text(json_.dumps({"pretrained_config": converted, "build_config": {}}))
+    monkeypatch.setattr(trtllm, "trtllm_runner", lambda path, text: reference_runner(converted, weights, text))
+    job = ChainJob(
+        model="f5", chain="synth", point="p", sizes={"batch": 2, "frames": 40}, checkpoint=tiny["f5"], config=config,
+        options={"vocoder": "voc"}, artifacts={"dit": str(tiny["dit"]), "trtllm_engine": str(engine)},
+        linked={"vocoder": {"model": "voc", "family": "vocos", "checkpoint": str(tiny["voc"]), "options": {},
+                            "artifacts": {"vocoder": str(tiny["vocoder"])}}},
+        tolerances=dict(F5.default_tolerances), bench=dict(FAST_BENCH), seed=0, directory=tmp_path,
+    )
+    rows = F5.run_chain(job)
+    assert {r["backend"] for r in rows} == {"tensorrt-llm"}
+    assert [r["variant"] for r in rows] == ["fp16-mel", "fp16", "fp16-step", "fp16-nfe16", "fp16-nfe32"]
+    checks = rows[:2]
+    assert checks[0]["tolerances"]["snr_db"] == 25.0 and checks[1]["tolerances"]["mrstft"] == 0.2
+    assert all(r["passed"] for r in checks), [r["failures"] for r in checks]
+    assert all(r["torch_device"] == "cpu" and r["speedup_vs_torch"] > 0 for r in rows[2:])

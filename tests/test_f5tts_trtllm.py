@@ -151,9 +151,9 @@ def test_unsupported_and_bad_settings(case, tmp_path):
     with pytest.raises(ConfigError, match="dtype must be one of"):
         trtllm.convert_state(case["network"], case["cfg"], "int4")
     with pytest.raises(ConfigError, match="even number"):
-        trtllm.EngineLimits.from_config({"max_batch_size": 3}, "f5")
+        trtllm.EngineLimits.from_config({"max_batch_size": 3})
     with pytest.raises(ConfigError, match="min_frames <= opt_frames"):
-        trtllm.EngineLimits.from_config({"opt_frames": 5000}, "f5")
+        trtllm.EngineLimits.from_config({"opt_frames": 5000})
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="rank0.safetensors is missing"):
         trtllm.read_checkpoint(tmp_path)
@@ -161,7 +161,7 @@ def test_unsupported_and_bad_settings(case, tmp_path):
 
 def test_build_settings_and_skip_without_tensorrt_llm(case):
     config, _ = case["ckpt"]["float16"]
-    limits = trtllm.EngineLimits.from_config({"max_batch_size": 4, "max_frames": 2000}, "f5")
+    limits = trtllm.EngineLimits.from_config({"max_batch_size": 4, "max_frames": 2000})
     settings = trtllm.build_settings(config, limits)
     assert settings["plugins"] == {"bert_attention_plugin": "float16", "remove_input_padding": False}
     assert (settings["max_batch_size"], settings["max_seq_len"], settings["workers"]) == (4, 2000, 1)

@@ -92,3 +92,55 @@ def test_doctor_lists_stages(capsys):
     assert "CUDA devices:" in out and "run   export" in out
     if NO_GPU:
         assert "skip  tensorrt_engines: no CUDA device" in out
+
+
+def _f5_config(**gpu):
+    return {
+        "benchmark": FAST_BENCH,
+        "gpu": gpu,
+        "models": {
+            "voc": {"family": "vocos", "checkpoint": {"synthetic": "tiny", "seed": 1,
+                                                     "overrides": {"n_fft": 1024, "hop_length": 256, "padding": "center"}},
+                    "profiles": {"p": {"frames": {"min": 8, "opt": 16, "max": 16}}}},
+            "f5": {"family": "f5tts", "checkpoint": {"synthetic": "tiny", "seed": 0}, "options": {"vocoder": "voc"},
+                   "profiles": {"p": {"batch": {"min": 2, "opt": 2, "max": 2}, "frames": {"min": 24, "opt": 24, "max": 32}}},
+                   "trtllm": {"dtype": "float16", "max_batch_size": 4, "min_frames": 16, "opt_frames": 24, "max_frames": 64}},
+        },
+    }
+
+
+TRTLLM_TAG = "nvidia-h100-80gb-hbm3-trtllm0.16.0"
+
+
+def test_trtllm_stages_forced_on(tmp_path):
+    write_config(tmp_path, _f5_config(stages="on", trtllm_tag=TRTLLM_TAG))
+    jobs = planned_jobs(tmp_path)
+    outs = {rule: sorted(out for r, out in jobs if r == rule) for rule in ("trtllm_checkpoint", "trtllm_engine", "trtllm_synth")}
+    assert outs["trtllm_checkpoint"] == ["artifacts/f5/trtllm/checkpoint/float16"]
+    assert outs["trtllm_engine"] == [f"artifacts/f5/trtllm/{TRTLLM_TAG}/float16/engine"]
+    # One synth chain over the engine per point (opt 24 and max 32 frames).
+    assert outs["trtllm_synth"] == [f"artifacts/f5/trtllm/{TRTLLM_TAG}/float16/synth/p-max",
+                                    f"artifacts/f5/trtllm/{TRTLLM_TAG}/float16/synth/p-opt"]
+    # Another GPU or TensorRT-LLM version: a new engine path.
+    write_config(tmp_path, _f5_config(stages="on", trtllm_tag="nvidia-l4-trtllm0.16.0"))
+    assert [out for r, out in planned_jobs(tmp_path) if r == "trtllm_engine"] == [
+        "artifacts/f5/trtllm/nvidia-l4-trtllm0.16.0/float16/engine"]
+
+
+def test_trtllm_off_converts_only(tmp_path):
+    write_config(tmp_path, _f5_config(stages="off"))
+    rules = {r for r, _ in planned_jobs(tmp_path)}
+    assert "trtllm_checkpoint" in rules and not rules & {"trtllm_engine", "trtllm_synth"}
+
+
+def test_trtllm_settings_are_checked_at_plan_time(tmp_path):
+    from ttskiln.errors import ConfigError
+
+    config = _f5_config(stages="off")
+    config["models"]["f5"]["trtllm"]["max_frames"] = 28  # below the profile's 32-frame point
+    with pytest.raises(ConfigError, match="model 'f5': point p-max .* outside the TensorRT-LLM engine profile"):
+        build_plan(config, tmp_path)
+    config = _f5_config(stages="off")
+    config["models"]["voc"]["trtllm"] = {}
+    with pytest.raises(ConfigError, match="model 'voc': trtllm is for f5tts models"):
+        build_plan(config, tmp_path)

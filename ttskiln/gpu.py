@@ -50,9 +50,21 @@ class Machine:
         return reasons
 
 
+    def trtllm_tag(self) -> str:
+        """``<gpu model>-trtllm<version>``: TensorRT-LLM engines (the version pins TensorRT)."""
+        return trtllm_tag(self.gpus[0] if self.gpus else "nogpu", self.tensorrt_llm or "none")
+
+
+def _slug(gpu: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") or "gpu"
+
+
 def engine_tag(gpu: str, tensorrt: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") or "gpu"
-    return f"{slug}-trt{tensorrt}"
+    return f"{_slug(gpu)}-trt{tensorrt}"
+
+
+def trtllm_tag(gpu: str, tensorrt_llm: str) -> str:
+    return f"{_slug(gpu)}-trtllm{tensorrt_llm}"
 
 
 def _version(package: str) -> str | None:
@@ -106,5 +118,6 @@ def describe(machine: Machine) -> dict[str, Any]:
         "tensorrt_llm": machine.tensorrt_llm,
         "onnxruntime_providers": list(machine.ort_providers),
         "engine_tag": machine.tag(),
+        "trtllm_tag": machine.trtllm_tag(),
         "skipped": machine.skipped_stages(),
     }

@@ -69,6 +69,8 @@ class ModelPlan:
     links: dict[str, str] = field(default_factory=dict)
     engine_variants: tuple[str, ...] = ()
     engine_profiles: tuple[str, ...] = ()
+    #: TensorRT-LLM settings of an f5tts model (dtype and engine limits), or None.
+    trtllm: dict[str, Any] | None = None
 
     def engine_shapes(self, component: str) -> list[dict[str, dict[str, list[int]]]]:
         """Per engine profile: each input's min/opt/max shape (for the TensorRT builder)."""
@@ -129,6 +131,8 @@ class GpuPlan:
     engine_tag: str
     builder: dict[str, Any]
     skipped: dict[str, str]
+    trtllm: bool = False
+    trtllm_tag: str = "nogpu-trtllmnone"
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ def gpu_plan(settings: dict[str, Any], detect: bool = True) -> GpuPlan:
         engine_tag=settings.get("engine_tag") or machine.tag(),
         builder=builder,
         skipped=skipped,
+        trtllm=stages == "on" or (stages == "auto" and "tensorrt_llm" not in skipped),
+        trtllm_tag=settings.get("trtllm_tag") or machine.trtllm_tag(),
     )
 
 
@@ -262,7 +268,29 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         links=family.links(options),
         fp16={**family.fp16_defaults, **(entry.get("fp16") or {})},
         int8={**family.int8_defaults, **(entry.get("int8") or {})},
+        trtllm=_trtllm(family.name, entry, config, points),
     )
+
+
+def _trtllm(family: str, entry: dict[str, Any], config: dict[str, Any], points: list[Point]) -> dict[str, Any] | None:
+    if entry.get("trtllm") is None:
+        return None
+    if family != "f5tts":
+        raise ConfigError(f"trtllm is for f5tts models (the F5 DiT); this model is {family}")
+    from ttskiln.families.f5tts.config import F5Config
+    from ttskiln.families.f5tts.trtllm import EngineLimits, check_supported
+
+    settings = {"dtype": "float16", **entry["trtllm"]}
+    limits = EngineLimits.from_config(settings)
+    check_supported(F5Config.from_dict(config), "trtllm")
+    for p in points:  # the synth chain runs the engine at every point
+        frames, rows = p.sizes.get("frames", 0), p.sizes.get("batch", 2)
+        if not limits.min_frames <= frames <= limits.max_frames or rows > limits.max_batch_size:
+            raise ConfigError(
+                f"point {p.name} ({rows} rows x {frames} frames) is outside the TensorRT-LLM engine profile "
+                f"(batch <= {limits.max_batch_size}, frames {limits.min_frames}..{limits.max_frames}); widen trtllm"
+            )
+    return {"dtype": settings["dtype"], **limits.__dict__}
 
 
 def _time_units(info: ModelInfo, seconds: float) -> int:

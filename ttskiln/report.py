@@ -157,8 +157,14 @@ def write_report(
     gemm_peak: str | None = None,
     chains: list[str] | None = None,
     skipped: dict[str, str] | None = None,
+    trtllm_checkpoints: list[str] | None = None,
 ) -> dict[str, Any]:
     bench_records = _load(benchmarks)
+    models = {name: dict(meta) for name, meta in models.items()}
+    for folder in trtllm_checkpoints or []:
+        model = Path(folder).parts[1] if Path(folder).parts[0] == "artifacts" else None
+        if model in models:
+            models[model]["trtllm_checkpoint"] = _trtllm_checkpoint(folder)
     rows = build_rows(_load(validations), bench_records) + chain_rows(chains or [])
     peak = json.loads(Path(gemm_peak).read_text()) if gemm_peak else None
     add_speed_context(rows, peak["gflops"] if peak else None)
@@ -247,6 +253,25 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
 )
 
 
+def _trtllm_checkpoint(folder: str) -> dict[str, Any]:
+    """What a converted TensorRT-LLM checkpoint holds (for the model's header line)."""
+    from safetensors import safe_open
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    weights = Path(folder) / "rank0.safetensors"
+    with safe_open(str(weights), "np") as fh:
+        count = len(list(fh.keys()))
+    return {"path": str(folder), "dtype": config["dtype"], "tensors": count, "bytes": weights.stat().st_size}
+
+
+def _trtllm_line(meta: dict[str, Any]) -> str | None:
+    ck = meta.get("trtllm_checkpoint")
+    if not ck:
+        return None
+    return (f"TensorRT-LLM checkpoint `{ck['path']}`: {ck['dtype']}, {ck['tensors']} tensors, "
+            f"{ck['bytes'] / 1e6:.1f} MB (engine and its synth rows only where the GPU stages run)")
+
+
 def _weights(meta: dict[str, Any]) -> str:
     if meta.get("synthetic"):
         return f"synthetic (seeded random weights, preset {meta.get('synthetic_preset')})"
@@ -273,6 +298,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for model, meta in summary["models"].items():
         lines += [f"## {model}", "", f"family {meta['family']}, checkpoint `{meta['checkpoint']}`, {_weights(meta)}, "
                   f"parameters {meta.get('parameters', '–')}", ""]
+        if _trtllm_line(meta):
+            lines += [_trtllm_line(meta), ""]
         lines += ["| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         for row in (r for r in summary["rows"] if r["model"] == model):
             lines.append("| " + " | ".join(str(cell(row)) for _, cell in COLUMNS) + " |")
@@ -300,6 +327,8 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     for model, meta in summary["models"].items():
         parts.append(f"<h2>{esc(model)}</h2><p>family {esc(meta['family'])}; checkpoint {esc(str(meta['checkpoint']))}; "
                      f"{esc(_weights(meta))}; parameters {meta.get('parameters', '–')}</p>")
+        if _trtllm_line(meta):
+            parts.append(f"<p>{esc(_trtllm_line(meta).replace('`', ''))}</p>")
         if model in plots:
             parts.append(f"<img src='{esc(plots[model])}' alt='latency vs length for {esc(model)}'>")
         parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h, _ in COLUMNS) + "</tr>")

@@ -64,6 +64,16 @@ CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
 #: ASCII 33..71: punctuation, digits, A-G).
 CHAIN_REF_TEXT = "A BAD CAFE, 1 2 3."
 CHAIN_GEN_TEXTS = ("FADE 4 5 6, ACE 7 8 9.", "BEAD 9 8, CAGED 7 6.", "DECAF 5, BADGE 4 3 2 1.")
+#: Limits of a reduced-precision TensorRT-LLM engine's chain against PyTorch fp32 (explicit
+#: tolerances in the model entry override them). Set from the fp16 ONNX drift, not yet
+#: measured on an engine: no GPU was available where they were chosen.
+TRTLLM_CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
+    "mel": {"cosine": 0.999, "snr_db": 25.0},
+    "wave": {"cosine": 0.99, "snr_db": 15.0, "mrstft": 0.2, "logmel_l1": 0.1},
+}
+TRTLLM_BACKEND = "tensorrt-llm"
+TRTLLM_ARTIFACT = "trtllm_engine"
+_DTYPE_VARIANT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 VALIDATION_STEPS = 32
 BENCH_NFES = (16, 32)
 
@@ -331,14 +341,17 @@ def onnx_vocoder(path: str | Path, threads: int | None = None) -> Vocoder:
 
 
 # -- the chain job -----------------------------------------------------------------------------
-def chain_tolerances(given: dict[str, float], family_defaults: dict[str, float]) -> dict[str, dict[str, float]]:
-    """``CHAIN_TOLERANCES`` with the keys a model entry set (to values other than the family's
-    per-graph defaults, which every entry inherits) merged over both the mel and the wave limits."""
+def chain_tolerances(given: dict[str, float], family_defaults: dict[str, float],
+                     base: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
+    """``base`` (default ``CHAIN_TOLERANCES``) with the keys a model entry set (to values other
+    than the family's per-graph defaults, which every entry inherits) merged over both the mel
+    and the wave limits."""
+    base = base or CHAIN_TOLERANCES
     explicit = {k: float(v) for k, v in given.items() if family_defaults.get(k) != v}
     mel_keys = {"max_abs_err", "mse", "cosine", "snr_db"}
     return {
-        "mel": {**CHAIN_TOLERANCES["mel"], **{k: v for k, v in explicit.items() if k in mel_keys}},
-        "wave": {**CHAIN_TOLERANCES["wave"], **explicit},
+        "mel": {**base["mel"], **{k: v for k, v in explicit.items() if k in mel_keys}},
+        "wave": {**base["wave"], **explicit},
     }
 
 
@@ -351,7 +364,13 @@ def chain_layout(frames: int, batch: int) -> tuple[int, int]:
 
 
 def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str, Any]]:
-    """The ``synth`` chain at one point: ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos."""
+    """The ``synth`` chain at one point: ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos.
+
+    With ``job.artifacts["trtllm_engine"]`` (a TensorRT-LLM engine folder) the DiT backend is
+    that engine instead of the ONNX graph (same host code, same noise; the vocoder stays the
+    ONNX graph), and only its rows are returned: backend ``tensorrt-llm``, variants named by
+    the engine dtype (``fp16``, ``fp16-mel``, ``fp16-step``, ``fp16-nfe16`` ...), speedups
+    against PyTorch on the CPU (``torch_device``)."""
     from ttskiln.audio_metrics import audio_metrics
     from ttskiln.benchmark import time_calls
     from ttskiln.families import get_family
@@ -381,10 +400,17 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     check_vocoder(cfg, voc_config, f"model '{link['model']}'")
     ort_voc = onnx_vocoder(link["artifacts"]["vocoder"], threads)
     dims = HostDims.of(cfg)
-    runners = {
-        "onnxruntime-cpu": onnx_runner(ort_session(job.artifacts["dit"], threads)),
-        "pytorch-eager": torch_runner(fam.load(job.checkpoint, job.config)),
-    }
+    model = fam.load(job.checkpoint, job.config)
+    engine = job.artifacts.get(TRTLLM_ARTIFACT)
+    if engine:
+        from ttskiln.families.f5tts.trtllm import engine_dtype, trtllm_runner
+
+        primary, precision = TRTLLM_BACKEND, _DTYPE_VARIANT[engine_dtype(engine)]
+        dit_runner = trtllm_runner(engine, model.text_embed)
+    else:
+        primary, precision = "onnxruntime-cpu", "fp32"
+        dit_runner = onnx_runner(ort_session(job.artifacts["dit"], threads))
+    runners = {primary: dit_runner, "pytorch-eager": torch_runner(model)}
     captured: dict[str, dict[str, np.ndarray]] = {}
 
     def capture(run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -394,7 +420,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
         return wrapped
 
     velocities = {name: DitVelocity(dims, capture(run)) for name, run in runners.items()}
-    vocoders = {"onnxruntime-cpu": ort_voc, "pytorch-eager": torch_voc}
+    vocoders = {primary: ort_voc, "pytorch-eager": torch_voc}
     vocab = fam.vocab(job.checkpoint, job.config)
     texts = [CHAIN_GEN_TEXTS[i % len(CHAIN_GEN_TEXTS)] for i in range(requests)]
     prepared = prepare(cfg, vocab, synthetic_reference(ref_len, job.seed, cfg.sample_rate, cfg.hop_length), CHAIN_REF_TEXT,
@@ -405,9 +431,9 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     def run(backend: str, steps: int) -> Synthesis:
         return synthesize(velocities[backend], vocoders[backend], prepared, steps=steps, noise=noise, max_frames=max_frames)
 
-    ort_out = run("onnxruntime-cpu", VALIDATION_STEPS)   # also the warm-up of both backends
+    ort_out = run(primary, VALIDATION_STEPS)   # also the warm-up of both backends
     torch_out = run("pytorch-eager", VALIDATION_STEPS)
-    limits = chain_tolerances(job.tolerances, family_defaults)
+    limits = chain_tolerances(job.tolerances, family_defaults, TRTLLM_CHAIN_TOLERANCES if engine and precision != "fp32" else None)
     # Vocos with 'center' padding makes (T - 1) * hop samples from T frames, 'same' T * hop.
     seconds = sum(a.size for a in ort_out.audio) / cfg.sample_rate
     shape = {"dit": [2 * requests, frames, cfg.mel_dim], "audio": [requests, int(ort_out.audio[0].size)]}
@@ -420,9 +446,11 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     audio_path = job.directory / "synth.wav"
     write_wav(audio_path, ort_out.audio[0], cfg.sample_rate)
     out: list[dict[str, Any]] = []
-    for variant, metrics, tol in (("fp32-mel", mel_metrics, limits["mel"]), ("fp32", wave_metrics, limits["wave"])):
+    if engine:
+        base["torch_device"] = "cpu"
+    for variant, metrics, tol in ((f"{precision}-mel", mel_metrics, limits["mel"]), (precision, wave_metrics, limits["wave"])):
         broken = failures(metrics, tol)
-        out.append({**base, "variant": variant, "backend": "onnxruntime-cpu", **metrics, "passed": not broken,
+        out.append({**base, "variant": variant, "backend": primary, **metrics, "passed": not broken,
                     "failures": broken, "tolerances": tol})
     out[-1]["audio"] = str(audio_path)
 
@@ -430,15 +458,15 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     inputs = captured["inputs"]
     warmup, repeats = int(job.bench.get("warmup", 1)), max(1, int(job.bench.get("repeats", 3)))
     step = {name: time_calls(lambda r=r: r(inputs), warmup, repeats) for name, r in runners.items()}
-    timed: dict[str, tuple[dict[str, dict[str, float]], int | None]] = {"fp32-step": (step, None)}
+    timed: dict[str, tuple[dict[str, dict[str, float]], int | None]] = {f"{precision}-step": (step, None)}
     # End to end (sampling loop + vocoder): one warm-up ran above; 1-2 timed runs per NFE.
     e2e_runs = min(2, repeats)
     for nfe in BENCH_NFES:
         lat = {name: time_calls(lambda n=name: run(n, nfe), 0, e2e_runs) for name in runners}
-        timed[f"fp32-nfe{nfe}"] = (lat, nfe)
+        timed[f"{precision}-nfe{nfe}"] = (lat, nfe)
     for variant, (lat, nfe) in timed.items():
         torch_p50 = lat["pytorch-eager"]["p50_ms"]
-        for backend in ("pytorch-eager", "onnxruntime-cpu"):
+        for backend in ((primary,) if engine else ("pytorch-eager", primary)):
             t = lat[backend]
             out.append({**base, "variant": variant, "backend": backend, "nfe": nfe, "passed": None,
                         "p50_ms": t["p50_ms"], "p90_ms": t["p90_ms"], "p99_ms": t["p99_ms"],

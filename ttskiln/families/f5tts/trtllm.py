@@ -88,14 +88,14 @@ class EngineLimits:
     max_frames: int = 3000
 
     @classmethod
-    def from_config(cls, data: dict[str, Any] | None, model: str = "") -> "EngineLimits":
+    def from_config(cls, data: dict[str, Any] | None) -> "EngineLimits":
         data = dict(data or {})
         limits = cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
         if limits.max_batch_size < 2 or limits.max_batch_size % 2:
-            raise ConfigError(f"{model}: trtllm.max_batch_size must be an even number >= 2 (CFG doubles the batch), "
+            raise ConfigError(f"trtllm.max_batch_size must be an even number >= 2 (CFG doubles the batch), "
                               f"got {limits.max_batch_size}")
         if not 1 <= limits.min_frames <= limits.opt_frames <= limits.max_frames:
-            raise ConfigError(f"{model}: trtllm frames need 1 <= min_frames <= opt_frames <= max_frames, got "
+            raise ConfigError(f"trtllm frames need 1 <= min_frames <= opt_frames <= max_frames, got "
                               f"{limits.min_frames}, {limits.opt_frames}, {limits.max_frames}")
         return limits
 
@@ -161,7 +161,7 @@ def trtllm_config(cfg: Any, dtype: str, limits: EngineLimits | None = None) -> d
         "mapping": {"world_size": 1, "cp_size": 1, "tp_size": 1, "pp_size": 1},
     }
     if limits is not None:
-        data["max_frames"] = limits.max_frames
+        data.update(min_frames=limits.min_frames, opt_frames=limits.opt_frames, max_frames=limits.max_frames)
     return data
 
 
@@ -186,6 +186,7 @@ def convert(checkpoint: Path, config: dict[str, Any], output: Path, dtype: str =
     tmp.mkdir(parents=True)
     try:
         save_file(weights, str(tmp / WEIGHTS_FILE))
+        (tmp / WEIGHTS_FILE).chmod(0o644)
         (tmp / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(output, ignore_errors=True)
         tmp.rename(output)
@@ -352,6 +353,19 @@ class TextEmbeddingCache:
                                     None if pos is None else torch.from_numpy(np.ascontiguousarray(pos)))
             self._key, self._value = key, value.numpy()
         return self._value
+
+
+def engine_dtype(engine_dir: str | Path) -> str:
+    """The dtype an engine folder was built in (its ``config.json``)."""
+    path = Path(engine_dir) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        dtype = (config.get("pretrained_config") or config)["dtype"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a TensorRT-LLM engine config ({exc})") from exc
+    if dtype not in DTYPES:
+        raise CheckpointError(f"{path}: dtype {dtype!r} is not one of {list(DTYPES)}")
+    return dtype
 
 
 def trtllm_runner(engine_dir: Path, text_encoder: Any) -> Any:
