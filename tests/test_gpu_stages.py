@@ -144,3 +144,15 @@ def test_trtllm_settings_are_checked_at_plan_time(tmp_path):
     config["models"]["voc"]["trtllm"] = {}
     with pytest.raises(ConfigError, match="model 'voc': trtllm is for f5tts models"):
         build_plan(config, tmp_path)
+
+
+def test_a_node_refuses_an_engine_tagged_for_another_gpu(monkeypatch):
+    from ttskiln import gpu
+
+    monkeypatch.setattr(gpu, "detect", lambda: Machine(("NVIDIA A10G",), "550", "10.7.0", "0.16.0", ()))
+    gpu.check_node("nvidia-a10g-trt10.7.0", "engine")
+    gpu.check_node("nvidia-a10g-trtllm0.16.0", "trtllm")
+    with pytest.raises(TtskilnError, match="this node is 'nvidia-a10g-trt10.7.0', but the engine path is tagged 'nvidia-h100"):
+        gpu.check_node("nvidia-h100-80gb-hbm3-trt10.7.0", "engine")
+    with pytest.raises(TtskilnError, match="tagged 'nvidia-a10g-trtllm0.17.0'"):
+        gpu.check_node("nvidia-a10g-trtllm0.17.0", "trtllm")

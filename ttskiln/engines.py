@@ -85,9 +85,14 @@ def require_tensorrt() -> str:
     return str(tensorrt.__version__)
 
 
-def build_engine(*, command: list[str], engine: str, timing_cache: str) -> None:
-    """Run the convert command into a temporary engine file, then rename it into place."""
+def build_engine(*, command: list[str], engine: str, timing_cache: str, tag: str | None = None) -> None:
+    """Run the convert command into a temporary engine file, then rename it into place.
+    ``tag``: the engine path's GPU/TensorRT tag, checked against this node first."""
     require_tensorrt()
+    if tag is not None:
+        from ttskiln.gpu import check_node
+
+        check_node(tag, "engine")
     Path(timing_cache).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(engine, suffix=".plan") as tmp:
         cmd = [str(tmp) if part == engine else part for part in command]

@@ -59,6 +59,21 @@ def _slug(gpu: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") or "gpu"
 
 
+def check_node(expected: str, kind: str = "engine") -> None:
+    """Refuse to build an engine whose path names another GPU model or toolchain than this
+    node's (``kind``: ``engine`` for TensorRT tags, ``trtllm`` for TensorRT-LLM tags)."""
+    from ttskiln.errors import TtskilnError
+
+    machine = detect()
+    here = machine.tag() if kind == "engine" else machine.trtllm_tag()
+    if here != expected:
+        raise TtskilnError(
+            f"this node is {here!r}, but the engine path is tagged {expected!r}: an engine built here would be "
+            "filed under the wrong GPU or toolchain. Run the job on that GPU type (pin it with the gpu_model "
+            "resource) or plan with this node's tag"
+        )
+
+
 def engine_tag(gpu: str, tensorrt: str) -> str:
     return f"{_slug(gpu)}-trt{tensorrt}"
 

@@ -277,10 +277,15 @@ def build_settings(config: dict[str, Any], limits: EngineLimits) -> dict[str, An
     }
 
 
-def build(checkpoint_dir: Path, engine_dir: Path, limits: EngineLimits) -> dict[str, Any]:
+def build(checkpoint_dir: Path, engine_dir: Path, limits: EngineLimits, tag: str | None = None) -> dict[str, Any]:
     """Build ``engine_dir/rank0.engine`` (+ config.json) from a converted checkpoint with
-    the TensorRT-LLM Python build API, the F5 network registered in-process."""
+    the TensorRT-LLM Python build API, the F5 network registered in-process. ``tag``: the
+    engine path's GPU/TensorRT-LLM tag, checked against this node first."""
     require_trtllm()
+    if tag is not None:
+        from ttskiln.gpu import check_node
+
+        check_node(tag, "trtllm")
     import tensorrt_llm
     from tensorrt_llm.builder import BuildConfig
     from tensorrt_llm.builder import build as trtllm_build
