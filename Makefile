@@ -19,7 +19,7 @@ demo: $(STAMP)
 	@echo "Report: $(CURDIR)/reports/index.html (tables: reports/summary.md, data: reports/summary.json)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -41,8 +41,7 @@ from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
 from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
 from ttskiln.families.vits.host import HostDims
-from ttskiln.families.vits.speaker import CONFIG_FILE as SE_CONFIG_FILE
-from ttskiln.families.vits.speaker import WEIGHTS_FILE as SE_WEIGHTS_FILE
+from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE
 
 WEIGHTS_FILE = "model_file.pth"
 CONFIG_FILE = "config.json"

@@ -21,6 +21,9 @@ SDP_KERNEL = 3
 SDP_FLOWS = 4
 SPLINE_BINS = 10
 SPLINE_TAIL = 5.0
+#: The speaker encoder's files in Coqui's released YourTTS folder (``speaker.py``).
+SE_WEIGHTS_FILE = "model_se.pth"
+SE_CONFIG_FILE = "config_se.json"
 #: Token sequences longer than this are refused when the config gives no finite max_text_len.
 DEFAULT_MAX_TOKENS = 1024
 

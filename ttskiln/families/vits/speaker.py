@@ -44,9 +44,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ttskiln.errors import CheckpointError, InputError
+from ttskiln.families.vits.config import SE_CONFIG_FILE as CONFIG_FILE
+from ttskiln.families.vits.config import SE_WEIGHTS_FILE as WEIGHTS_FILE
 
-WEIGHTS_FILE = "model_se.pth"
-CONFIG_FILE = "config_se.json"
 #: Coqui's compute_embedding defaults: windows of this many frames, this many windows.
 WINDOW_FRAMES = 250
 WINDOWS = 10
