@@ -255,3 +255,15 @@ def test_chain_job_over_a_trtllm_engine_folder(tiny, tmp_path, monkeypatch):
     assert checks[0]["tolerances"]["snr_db"] == 25.0 and checks[1]["tolerances"]["mrstft"] == 0.2
     assert all(r["passed"] for r in checks), [r["failures"] for r in checks]
     assert all(r["torch_device"] == "cpu" and r["speedup_vs_torch"] > 0 for r in rows[2:])
+
+
+def test_cli_trtllm_backend_without_tensorrt_llm(tiny, tmp_path, capsys):
+    assert _synth(tiny, tmp_path / "x.wav", backend="trtllm") == 1
+    assert "--backend trtllm needs --trtllm-engine DIR" in capsys.readouterr().err
+    try:
+        import tensorrt_llm  # noqa: F401
+    except ImportError:
+        assert _synth(tiny, tmp_path / "x.wav", "--trtllm-engine", str(tmp_path), backend="trtllm") == 1
+        err = capsys.readouterr().err
+        assert "tensorrt_llm 0.16.0 is not importable here" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.wav"))

@@ -17,7 +17,10 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--f5-option", action="append", default=[], metavar="KEY=VALUE",
                        help="F5 model option, repeatable (preset=F5TTS_v1_Base, vocab=..., weights=..., max_frames=3000)")
     synth.add_argument("--vocoder", required=True, help="Vocos checkpoint folder (config.yaml + pytorch_model.bin)")
-    synth.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="ONNX Runtime (CPU) or PyTorch eager")
+    synth.add_argument("--backend", choices=("onnx", "torch", "trtllm"), default="onnx",
+                       help="ONNX Runtime (CPU), PyTorch eager, or a TensorRT-LLM engine for the DiT (CUDA)")
+    synth.add_argument("--trtllm-engine", help="TensorRT-LLM F5 engine folder (trtllm backend; the pipeline's "
+                       "artifacts/<model>/trtllm/<tag>/<dtype>/engine)")
     synth.add_argument("--dit-onnx", help="exported dit graph (onnx backend; exported to a temporary folder if not given)")
     synth.add_argument("--vocoder-onnx", help="exported vocoder graph (onnx backend; exported if not given)")
     ref = synth.add_mutually_exclusive_group(required=True)
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 f5=args.f5, f5_options=parse_options(args.f5_option), vocoder=args.vocoder, backend=args.backend,
                 dit_onnx=args.dit_onnx, vocoder_onnx=args.vocoder_onnx, ref_audio=args.ref_audio, ref_mel=args.ref_mel,
                 ref_text=args.ref_text, texts=args.text, nfe=args.nfe, cfg_strength=args.cfg, sway=args.sway,
-                duration=args.duration, seed=args.seed, out=args.out, threads=args.threads,
+                duration=args.duration, seed=args.seed, out=args.out, threads=args.threads, trtllm_engine=args.trtllm_engine,
             )
         except TtskilnError as exc:
             print(f"ttskiln synth: error: {exc}", file=sys.stderr)

@@ -510,6 +510,7 @@ def synth_cli(
     out: str,
     threads: int | None = None,
     log: Callable[[str], None] = print,
+    trtllm_engine: str | None = None,
 ) -> list[Path]:
     """``python -m ttskiln synth``: write one WAV per text; returns their paths."""
     import tempfile
@@ -517,8 +518,10 @@ def synth_cli(
     from ttskiln.families import get_family
     from ttskiln.families.f5tts.backends import onnx_velocity, torch_velocity
 
-    if backend not in ("onnx", "torch"):
-        raise ConfigError(f"--backend must be onnx or torch, got {backend!r}")
+    if backend not in ("onnx", "torch", "trtllm"):
+        raise ConfigError(f"--backend must be onnx, torch or trtllm, got {backend!r}")
+    if (backend == "trtllm") != (trtllm_engine is not None):
+        raise InputError("--backend trtllm needs --trtllm-engine DIR (a TensorRT-LLM F5 engine folder), and only it takes one")
     if (ref_audio is None) == (ref_mel is None):
         raise InputError("give the reference as one of --ref-audio WAV or --ref-mel .npy")
     if nfe < 1:
@@ -561,6 +564,14 @@ def synth_cli(
 
             velocity = onnx_velocity(ort_session(dit_onnx, threads), config)
             voc = onnx_vocoder(vocoder_onnx, threads)
+        elif backend == "trtllm":
+            from ttskiln.families.f5tts.backends import DitVelocity
+            from ttskiln.families.f5tts.host import HostDims
+            from ttskiln.families.f5tts.trtllm import require_trtllm, trtllm_runner
+
+            require_trtllm()  # before loading anything
+            velocity = DitVelocity(HostDims.of(cfg), trtllm_runner(trtllm_engine, fam.load(checkpoint, config).text_embed))
+            voc = onnx_vocoder(vocoder_onnx, threads) if vocoder_onnx else torch_vocoder(vocoder)[0]
         else:
             if threads:
                 from ttskiln.runtime import set_torch_threads
