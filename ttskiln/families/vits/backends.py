@@ -50,7 +50,7 @@ def export_components(family: Any, model: Any, info: ModelInfo, directory: Path,
 def onnx_backend(paths: dict[str, str | Path], info: ModelInfo, threads: int | None = None) -> Backend:
     from ttskiln.runtime import ort_session
 
-    sessions = {name: ort_session(paths[name], threads) for name in components(info)}
+    sessions = {name: ort_session(paths[name], threads, spin=False) for name in components(info)}
 
     def run(component: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         spec = info.component(component)
