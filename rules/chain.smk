@@ -3,6 +3,7 @@ rule chain:
     input:
         artifacts=get_chain_artifacts,
         checkpoints=get_chain_checkpoints,
+        references=get_chain_references,
     output:
         directory("artifacts/{model}/chain/{chain}/{point}"),
     log:

@@ -215,6 +215,12 @@ def get_chain_checkpoints(wildcards):
     return [synthetic_dir(name) for name in models if MODELS[name].synthetic]
 
 
+def get_chain_references(wildcards):
+    """A reference recording a chain reads (``options.reference_wav``), if any."""
+    path = MODELS[wildcards.model].options.get("reference_wav")
+    return [path] if path else []
+
+
 def get_model_chains(model):
     m = MODELS[model]
     return [

@@ -251,3 +251,27 @@ def test_presets_describe():
     assert counts["tiny"] < counts["demo"] < counts["yourtts"]
     with pytest.raises(CheckpointError, match="unknown vits preset"):
         VITS.synthetic_config("huge", {})
+
+
+def test_chain_embeds_a_given_reference_wav(tiny, tmp_path):
+    from ttskiln.families.vits.chain import write_wav
+    from ttskiln.families.vits.speaker import synthetic_reference
+
+    wav = tmp_path / "voice.wav"
+    write_wav(wav, synthetic_reference(16000, 2.0, seed=11), 16000)
+
+    def run(options, name):
+        rows = run_chain(model="v", family="vits", chain="tts", point="p", sizes={"batch": 1, "tokens": 9},
+                         checkpoint=str(tiny["ckpt"]), options=options,
+                         artifacts={k: str(v) for k, v in tiny["paths"].items()}, linked={}, tolerances={},
+                         bench={"threads": 1, "warmup": 0, "repeats": 1}, seed=3, directory=str(tmp_path / name))
+        return next(r for r in rows if r["backend"] == "onnxruntime-cpu")
+
+    given, default = run({"reference_wav": str(wav)}, "given"), run({}, "default")
+    assert given["speaker_reference"] == str(wav) and given["passed"], given["failures"]
+    assert default["speaker_reference"].endswith("reference.wav")
+    # Another voice, another d-vector: the waveform differs.
+    frames = [np.frombuffer(wave.open(r["audio"], "rb").readframes(10**6), "<i2") for r in (given, default)]
+    assert frames[0].shape != frames[1].shape or not np.array_equal(*frames)
+    with pytest.raises(ConfigError, match="reference_wav needs a speaker encoder"):
+        VITS.chains(VITS.describe(VITS.read_config(tiny["ckpt"], {"speaker_encoder": False})), {"reference_wav": str(wav)})

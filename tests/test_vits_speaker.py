@@ -188,3 +188,4 @@ def test_checkpoint_errors(tiny, tmp_path):
     config = VITS.read_config(bad, {})
     with pytest.raises(CheckpointError, match="model_se.pth"):
         VITS.check_checkpoint(bad, config)
+

@@ -7,7 +7,8 @@ Checkpoint: a folder in the layout of Coqui's released model zip —
 (``model_se.pth`` + ``config_se.json``, ``speaker.py``) when the folder holds both. Only
 d-vector models with the stochastic duration predictor are supported (YourTTS). ``options``:
 ``max_tokens`` (the longest token sequence accepted; default the config's ``max_text_len`` or
-1024); ``speaker_encoder: false`` leaves a present speaker encoder out.
+1024); ``speaker_encoder: false`` leaves a present speaker encoder out; ``reference_wav``: the
+voice the ``tts`` chain embeds (a mono PCM WAV at the encoder's rate; default a seeded clip).
 
 Components, split where the output length depends on the data (the ceil of the durations):
 
@@ -51,7 +52,7 @@ COMPONENTS = ("text_encoder", "duration_predictor", "flow", "decoder")
 SPEAKER_ENCODER = "speaker_encoder"
 #: Where the speaker encoder's config travels inside the model config (not a Coqui key).
 SE_KEY = "_speaker_encoder"
-OPTION_KEYS = ("max_tokens", "speaker_encoder")
+OPTION_KEYS = ("max_tokens", "speaker_encoder", "reference_wav")
 CHAIN = "tts"
 
 
@@ -345,6 +346,8 @@ class VitsFamily(Family):
 
     # -- chains ------------------------------------------------------------------------------
     def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
+        if (options or {}).get("reference_wav") and SPEAKER_ENCODER not in [c.name for c in info.components]:
+            raise ConfigError("options.reference_wav needs a speaker encoder (model_se.pth + config_se.json in the checkpoint)")
         return [CHAIN]
 
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:

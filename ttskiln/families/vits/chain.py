@@ -1,10 +1,10 @@
 """The ``tts`` chain: seeded text ids + d-vector -> waveform, ONNX graphs vs PyTorch.
 
-With a speaker encoder, the d-vector is not drawn but computed: a seeded 3-second reference
-clip is written as ``reference.wav`` (16-bit PCM at the encoder's rate), read back, and
-embedded by each backend's own speaker encoder (``speaker.embed``: RMS normalisation, ten
-250-frame windows, mean), so the ONNX chain runs WAV -> d-vector -> waveform on ONNX graphs
-only. The embedding is not part of the timed call (a voice is embedded once, then reused).
+With a speaker encoder, the d-vector is not drawn but computed. The chain reads
+``options.reference_wav``, or else writes a seeded 3-second clip as ``reference.wav`` (16-bit
+PCM at the encoder's rate) and reads it back. Each backend's own speaker encoder embeds it
+(``speaker.embed``: RMS normalisation, ten 250-frame windows, mean), so the ONNX chain runs
+WAV -> d-vector -> waveform on ONNX graphs only. The embedding is not part of the timed call (a voice is embedded once, then reused).
 
 Both runs use the same host code (``host.synthesize``) and the same noise (noise scales 0.667
 for z and 0.8 for the duration predictor, as in YourTTS inference). Rows:
@@ -98,8 +98,11 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     if se is not None:
         from ttskiln.families.vits.speaker import embed, read_wav, synthetic_reference
 
-        reference_wav = Path(job.directory) / REFERENCE_NAME
-        write_wav(reference_wav, synthetic_reference(se.sample_rate, REFERENCE_SECONDS, job.seed), se.sample_rate)
+        if job.options.get("reference_wav"):
+            reference_wav = Path(job.options["reference_wav"])
+        else:
+            reference_wav = Path(job.directory) / REFERENCE_NAME
+            write_wav(reference_wav, synthetic_reference(se.sample_rate, REFERENCE_SECONDS, job.seed), se.sample_rate)
         clip = read_wav(reference_wav, se.sample_rate)
         batch = req["tokens"].shape[0]
         for backend, run in backends.items():
