@@ -160,8 +160,9 @@ rule trtllm_synth:
         bench=PLAN.benchmark,
         seed=PLAN.seed,
         code=stage_code("ttskiln.chains", "ttskiln.families.f5tts.trtllm"),
+        chain="synth",
     script:
-        "../scripts/trtllm_synth.py"
+        "../scripts/chain.py"
 
 
 rule engines:

@@ -6,7 +6,7 @@ with job(snakemake.log[0], w.model):
     run_chain(
         model=w.model,
         family=snakemake.params.family,
-        chain=w.chain,
+        chain=getattr(snakemake.params, "chain", None) or w.chain,  # trtllm_synth names its chain
         point=w.point,
         sizes=dict(snakemake.params.sizes),
         checkpoint=snakemake.params.checkpoint,
