@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttskiln.errors import CheckpointError
+from ttskiln.families.upsampling import UpsamplingStages
 
 ACTIVATIONS = ("snake", "snakebeta")
 #: Convolutions an AMP block of each type holds (upstream uses the first N dilations).
@@ -21,7 +22,7 @@ CONV_POST_KERNEL = 7
 
 
 @dataclass(frozen=True)
-class BigVGANConfig:
+class BigVGANConfig(UpsamplingStages):
     num_mels: int
     upsample_rates: tuple[int, ...]
     upsample_kernel_sizes: tuple[int, ...]
@@ -34,23 +35,6 @@ class BigVGANConfig:
     use_tanh_at_final: bool
     use_bias_at_final: bool
     sampling_rate: int
-
-    @property
-    def hop_length(self) -> int:
-        """Output samples per mel frame: the product of the upsample rates."""
-        return math.prod(self.upsample_rates)
-
-    @property
-    def num_kernels(self) -> int:
-        return len(self.resblock_kernel_sizes)
-
-    def stage_channels(self, stage: int) -> int:
-        """Channels after upsampler ``stage`` (0-based); stage -1 is conv_pre's output."""
-        return self.upsample_initial_channel // (2 ** (stage + 1))
-
-    @property
-    def final_channels(self) -> int:
-        return self.stage_channels(len(self.upsample_rates) - 1)
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any], source: str = "config.json") -> "BigVGANConfig":

@@ -9,11 +9,11 @@ the ``vocoder_normalized`` component that takes the CFM-domain mel).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from ttskiln.errors import CheckpointError
+from ttskiln.families.upsampling import UpsamplingStages
 
 GENERATOR_KEYS = (
     "initial_channel",
@@ -47,7 +47,7 @@ DEFAULTS = {"sampling_rate": 48000, "spec_min": -12.0, "spec_max": 2.0, "normali
 
 
 @dataclass(frozen=True)
-class SovitsVocoderConfig:
+class SovitsVocoderConfig(UpsamplingStages):
     n_mels: int
     resblock: str
     resblock_kernel_sizes: tuple[int, ...]
@@ -60,22 +60,6 @@ class SovitsVocoderConfig:
     spec_min: float
     spec_max: float
     normalized_input: bool
-
-    @property
-    def hop_length(self) -> int:
-        return math.prod(self.upsample_rates)
-
-    @property
-    def num_kernels(self) -> int:
-        return len(self.resblock_kernel_sizes)
-
-    def stage_channels(self, stage: int) -> int:
-        """Channels after upsampler ``stage`` (0-based); stage -1 is conv_pre's output."""
-        return self.upsample_initial_channel // (2 ** (stage + 1))
-
-    @property
-    def final_channels(self) -> int:
-        return self.stage_channels(len(self.upsample_rates) - 1)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "sovits_v4 config") -> "SovitsVocoderConfig":
