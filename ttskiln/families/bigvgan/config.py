@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttskiln.errors import CheckpointError
-from ttskiln.families.upsampling import UpsamplingStages
+from ttskiln.families.upsampling import CONVS_PER_DILATION_SET, UpsamplingStages
 
 ACTIVATIONS = ("snake", "snakebeta")
-#: Convolutions an AMP block of each type holds (upstream uses the first N dilations).
-CONVS_PER_DILATION_SET = {"1": 3, "2": 2}
 CONV_PRE_KERNEL = 7
 CONV_POST_KERNEL = 7
 
@@ -72,29 +70,7 @@ class BigVGANConfig(UpsamplingStages):
     def _check(self, source: str, hop_size: Any) -> None:
         if self.activation not in ACTIVATIONS:
             raise CheckpointError(f"{source}: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.resblock not in CONVS_PER_DILATION_SET:
-            raise CheckpointError(f"{source}: resblock must be \"1\" or \"2\", got {self.resblock!r}")
-        if not self.upsample_rates or len(self.upsample_rates) != len(self.upsample_kernel_sizes):
-            raise CheckpointError(
-                f"{source}: upsample_rates {list(self.upsample_rates)} and upsample_kernel_sizes "
-                f"{list(self.upsample_kernel_sizes)} must be non-empty and of equal length"
-            )
-        for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            if rate < 1 or kernel < rate:
-                raise CheckpointError(f"{source}: upsample kernel {kernel} must be >= its rate {rate} >= 1")
-        if not self.resblock_kernel_sizes or len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
-            raise CheckpointError(
-                f"{source}: resblock_kernel_sizes and resblock_dilation_sizes must be non-empty and of equal length"
-            )
-        need = CONVS_PER_DILATION_SET[self.resblock]
-        short = [list(d) for d in self.resblock_dilation_sizes if len(d) < need]
-        if short:
-            raise CheckpointError(f"{source}: resblock {self.resblock} needs {need} dilations per kernel, got {short}")
-        if self.final_channels < 1:
-            raise CheckpointError(
-                f"{source}: upsample_initial_channel {self.upsample_initial_channel} cannot be halved "
-                f"{len(self.upsample_rates)} times"
-            )
+        self.check_stages(source)
         if hop_size is not None and int(hop_size) != self.hop_length:
             raise CheckpointError(
                 f"{source}: hop_size {hop_size} != product of upsample_rates {list(self.upsample_rates)} "

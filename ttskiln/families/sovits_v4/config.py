@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttskiln.errors import CheckpointError
-from ttskiln.families.upsampling import UpsamplingStages
+from ttskiln.families.upsampling import CONVS_PER_DILATION_SET, UpsamplingStages
 
 GENERATOR_KEYS = (
     "initial_channel",
@@ -27,7 +27,6 @@ GENERATOR_KEYS = (
     "is_bias",
 )
 EXTRA_KEYS = ("sampling_rate", "spec_min", "spec_max", "normalized_input")
-CONVS_PER_DILATION_SET = {"1": 3, "2": 2}
 CONV_PRE_KERNEL = 7
 CONV_POST_KERNEL = 7
 
@@ -100,29 +99,7 @@ class SovitsVocoderConfig(UpsamplingStages):
         return cfg
 
     def _check(self, source: str) -> None:
-        if self.resblock not in CONVS_PER_DILATION_SET:
-            raise CheckpointError(f"{source}: resblock must be \"1\" or \"2\", got {self.resblock!r}")
-        if not self.upsample_rates or len(self.upsample_rates) != len(self.upsample_kernel_sizes):
-            raise CheckpointError(
-                f"{source}: upsample_rates {list(self.upsample_rates)} and upsample_kernel_sizes "
-                f"{list(self.upsample_kernel_sizes)} must be non-empty and of equal length"
-            )
-        for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            if rate < 1 or kernel < rate:
-                raise CheckpointError(f"{source}: upsample kernel {kernel} must be >= its rate {rate} >= 1")
-        if not self.resblock_kernel_sizes or len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
-            raise CheckpointError(
-                f"{source}: resblock_kernel_sizes and resblock_dilation_sizes must be non-empty and of equal length"
-            )
-        need = CONVS_PER_DILATION_SET[self.resblock]
-        short = [list(d) for d in self.resblock_dilation_sizes if len(d) < need]
-        if short:
-            raise CheckpointError(f"{source}: resblock {self.resblock} needs {need} dilations per kernel, got {short}")
-        if self.final_channels < 1:
-            raise CheckpointError(
-                f"{source}: upsample_initial_channel {self.upsample_initial_channel} cannot be halved "
-                f"{len(self.upsample_rates)} times"
-            )
+        self.check_stages(source)
         if not self.spec_max > self.spec_min:
             raise CheckpointError(f"{source}: spec_max {self.spec_max} must exceed spec_min {self.spec_min}")
 
