@@ -178,11 +178,11 @@ class BigVGANFamily(Family):
 
         from ttskiln.checkpoint import load_tensors
         from ttskiln.families.bigvgan.modules import BigVGANGenerator
-        from ttskiln.families.bigvgan.weights import generator_state, unwrap_generator
+        from ttskiln.families.bigvgan.weights import GENERATOR_KEY, generator_state, unwrap_generator
 
         path = checkpoint / WEIGHTS_FILE
         source = f"{path} ['generator']"
-        state = unwrap_generator(load_tensors(path), str(path))
+        state = unwrap_generator(load_tensors(path, entries=(GENERATOR_KEY,)), str(path))
         with torch.device("meta"):
             model = BigVGANGenerator(cfg)
         try:

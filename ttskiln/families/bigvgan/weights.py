@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ttskiln.checkpoint import match_state_dict
+from ttskiln.checkpoint import TensorSpec, match_state_dict, shapes_of
 from ttskiln.errors import CheckpointError
 from ttskiln.families.bigvgan.activations import DOWNSAMPLE_TAPS_KEY, UPSAMPLE_TAPS_KEY
 from ttskiln.families.bigvgan.filters import FILTER_TAPS, kaiser_sinc_lowpass
@@ -31,11 +31,11 @@ def is_weight_norm_layout(state: Mapping[str, object]) -> bool:
 
 def released_shapes(model: BigVGANGenerator, weight_norm: bool) -> dict[str, tuple[int, ...]]:
     """Every key of the released state_dict with its shape (``model`` may live on meta)."""
-    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    shapes = shapes_of(model)
     if weight_norm:
         for prefix, layer in model.weight_normed_layers():
             weight = shapes.pop(f"{prefix}.weight")
-            shapes[f"{prefix}.weight_g"] = (weight[0],) + (1,) * (len(weight) - 1)
+            shapes[f"{prefix}.weight_g"] = TensorSpec((weight[0],) + (1,) * (len(weight) - 1), weight.dtype)
             shapes[f"{prefix}.weight_v"] = weight
     for prefix, _ in model.anti_aliased_activations():
         shapes[f"{prefix}.{UPSAMPLE_TAPS_KEY}"] = TAPS_SHAPE

@@ -40,7 +40,7 @@ def read_cfm_state(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.suffix not in WEIGHT_SUFFIXES:
         raise CheckpointError(f"{path}: F5-TTS weights are a .safetensors or .pt file, got {path.suffix!r}")
-    data = load_tensors(path)
+    data = load_tensors(path, entries=(EMA_ENTRY,))
     if path.suffix != ".safetensors":
         if EMA_ENTRY not in data:
             raise CheckpointError(

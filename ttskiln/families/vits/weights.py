@@ -1,9 +1,9 @@
 """Reading and writing Coqui's ``model_file.pth`` (trainer layout) for VITS / YourTTS.
 
 The file is a ``torch.save`` dict ``{"model": state_dict, "config": ..., "optimizer": ...,
-"step": ..., ...}``; it is read with ``weights_only=True`` (plain dicts, lists, strings and
-numbers are allowed by torch's safe unpickler; no code runs). Weight norm comes in the legacy
-layout (``X.weight_g`` / ``X.weight_v``) or torch's parametrization layout
+"step": ..., ...}``; it is read with ``weights_only=True`` (plain containers, numbers, numpy
+scalars; pickled objects outside ``model`` are dropped unbuilt; no code runs). Weight norm comes
+in the legacy layout (``X.weight_g`` / ``X.weight_v``) or torch's parametrization layout
 (``X.parametrizations.weight.original0/1``); both fold into one ``X.weight`` =
 ``v * (g / ||v||)`` with the norm over every dim except 0. Keys of the training-only
 discriminator (``disc.*``) and of the speaker-consistency encoder (``speaker_encoder.*``) are
@@ -26,38 +26,14 @@ _PARAM = (".parametrizations.weight.original0", ".parametrizations.weight.origin
 
 
 def read_trainer_file(path: Path) -> dict[str, Any]:
-    """The dict a Coqui trainer saved; raises CheckpointError for anything else."""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as first:
-            if "numpy" not in str(first):
-                raise
-            # Trainer files may hold numpy scalars (step, loss); allow exactly those plain types.
-            with torch.serialization.safe_globals(_numpy_scalar_globals()):
-                data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path} could not be read as a weights-only torch checkpoint (pickled code is never executed): "
-            f"{str(exc).splitlines()[0]}"
-        ) from exc
+    """The dict a Coqui trainer saved; raises CheckpointError for anything else. Only
+    ``model`` must be plain: a pickled config object elsewhere is dropped, never run."""
+    from ttskiln.checkpoint import load_tensors
+
+    data = load_tensors(path, entries=("model",))
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, expected Coqui's trainer dict with a 'model' key")
     return data
-
-
-def _numpy_scalar_globals() -> list[Any]:
-    """numpy's scalar reconstructor and the dtypes of plain numbers (no code, only values)."""
-    import numpy as np
-
-    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
-    kinds = (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8, np.uint8, np.bool_)
-    allowed: list[Any] = [scalar, np.dtype, *(type(np.dtype(k)) for k in kinds)]
-    if hasattr(np, "_core"):  # pickles written with numpy 1 name the old module path
-        allowed.append((scalar, "numpy.core.multiarray.scalar"))
-    return allowed
 
 
 def model_state(data: dict[str, Any], source: str) -> dict[str, Any]:
