@@ -21,10 +21,15 @@ PACKAGE = PACKAGE_ROOT.name
 
 
 def sha256_file(path: Path, cache: Path | None = None) -> str:
-    """SHA-256 of a file; with ``cache``, reuse a hash recorded for the same size and mtime."""
+    """SHA-256 of a file; with ``cache``, reuse a hash recorded for the same file state.
+
+    The state is size, mtime, inode and ctime: a copy renamed over the file (new inode) or an
+    in-place rewrite that restores size and mtime (new ctime, which no tool can set back) is
+    hashed again.
+    """
     path = Path(path).resolve()
     stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
     entries: dict[str, str] = {}
     if cache is not None and cache.is_file():
         try:
