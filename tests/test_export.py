@@ -81,3 +81,17 @@ def test_large_models_keep_their_tensors_in_one_external_file(tiny_checkpoint, t
     save_onnx(onnx.load(out), small)
     assert artifact_files(small) == [str(small)]
     np.testing.assert_array_equal(ort_session(out).run(None, {"mel": mel})[0], ort_session(small).run(None, {"mel": mel})[0])
+
+
+def test_export_removes_what_an_interrupted_export_left(tiny_checkpoint, tmp_path):
+    out = tmp_path / "export.onnx"
+    stale = [tmp_path / ".export-2on0py3j", tmp_path / ".export.onnx.ab12cd34.tmp.d", tmp_path / ".export.onnx.wlb4iaz4.tmp.onnx"]
+    for path in stale[:2]:
+        path.mkdir()
+        (path / "raw.onnx").write_bytes(b"partial")
+    stale[2].write_bytes(b"partial")
+    keep = tmp_path / ".fp32.onnx.wlb4iaz4.tmp.onnx"  # another output's temporary
+    keep.write_bytes(b"")
+    export_component(family="vocos", checkpoint=str(tiny_checkpoint), options={}, component="vocoder", opset=18,
+                     output=str(out), exporter="torchscript")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, keep.name])

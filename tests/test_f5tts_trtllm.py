@@ -44,6 +44,8 @@ def case(tmp_path_factory):
 def test_checkpoint_layout_and_config(case):
     root, cfg = case["root"], case["cfg"]
     assert sorted(p.name for p in (root / "float16").iterdir()) == ["config.json", "rank0.safetensors"]
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (root / "float16").iterdir()}
+    assert modes["rank0.safetensors"] == modes["config.json"]  # both as the umask makes files
     config = json.loads((root / "float16" / "config.json").read_text())
     assert config["architecture"] == "F5TTS" and config["dtype"] == "float16"
     assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"], config["dim_head"]) == (

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
-import tempfile
-
+from ttskiln.atomic import clean_stale, scratch_dir
 from ttskiln.onnx_io import EXTERNAL_DATA_BYTES, save_onnx
 from ttskiln.errors import TtskilnError
 from ttskiln.families import get_family
 from ttskiln.families.base import ComponentSpec
 
+#: Scratch folders an interrupted export of an earlier version left beside its output.
+LEGACY_SCRATCH = ".export-*"
 #: Ops that ONNX Runtime and TensorRT do not both run, or that need complex numbers.
 FORBIDDEN_OPS = {"DFT", "STFT", "ScatterND", "ScatterElements", "Col2Im", "Loop", "If"}
 EXPORTERS = ("dynamo", "torchscript")
@@ -38,8 +39,9 @@ def export_component(
     spec = info.component(component)
     module = fam.component_module(fam.load(Path(checkpoint), config), component)
     example = fam.make_inputs(info, component, spec.trace_sizes, np.random.default_rng(0))
-    with tempfile.TemporaryDirectory(dir=Path(output).parent, prefix=".export-") as tmp:
-        raw = Path(tmp) / "raw.onnx"
+    clean_stale(output, [LEGACY_SCRATCH])
+    with scratch_dir(output) as tmp:
+        raw = tmp / "raw.onnx"
         export_module(module, spec, example, raw, opset, exporter)
         finish_onnx(raw, spec, metadata or {}, Path(output), external_data_bytes)
 

@@ -171,6 +171,7 @@ def convert(checkpoint: Path, config: dict[str, Any], output: Path, dtype: str =
     renamed into place). Returns its ``config.json``."""
     from safetensors.torch import save_file
 
+    from ttskiln.atomic import output_mode
     from ttskiln.families.f5tts.config import F5Config
     from ttskiln.families.f5tts.weights import load_network_state
 
@@ -186,7 +187,7 @@ def convert(checkpoint: Path, config: dict[str, Any], output: Path, dtype: str =
     tmp.mkdir(parents=True)
     try:
         save_file(weights, str(tmp / WEIGHTS_FILE))
-        (tmp / WEIGHTS_FILE).chmod(0o644)
+        (tmp / WEIGHTS_FILE).chmod(output_mode())  # safetensors writes 0600 whatever the umask
         (tmp / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(output, ignore_errors=True)
         tmp.rename(output)
