@@ -46,6 +46,9 @@ class TensorSpec(tuple):
         spec.dtype = dtype
         return spec
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TensorSpec, (tuple(self), self.dtype))
+
 
 class PickledObject:
     """Stands in for an instance of a class outside torch's allow-list (never imported).
