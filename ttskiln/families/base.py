@@ -126,6 +126,11 @@ class ParityCheck:
     tolerance: float
 
 
+#: int8 for convolution-heavy graphs: static QDQ calibrated on the stored reference inputs
+#: (dynamic quantization covers only MatMul/Gemm, which these graphs hardly have).
+STATIC_INT8: dict[str, Any] = {"method": "static", "op_types": None, "exclude_nodes": [], "per_channel": True}
+
+
 class Family(ABC):
     """A model family. Subclasses are stateless; one instance lives in the registry."""
 
@@ -218,6 +223,10 @@ class Family(ABC):
         """For each compared entry point: (component, {input: case input},
         {output: case output}). Families whose entry points are not single graphs override
         ``parity`` instead."""
+
+    def tolerances(self, variant: str) -> dict[str, float]:
+        """The family's default limits for an artifact of ``variant`` (fp32, fp16, int8)."""
+        return {**self.default_tolerances, **self.variant_tolerances.get(variant, {})}
 
     def parity_tolerance(self, case: ParityCase, output: str) -> float:
         return self.default_tolerances.get("max_abs_err", 1e-5)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
+from ttskiln.families.base import ComponentSpec, Family, ModelInfo, STATIC_INT8, ParityCase, TensorSpec
 from ttskiln.ops.mel import synthetic_clamped_log_mel
 from ttskiln.families.bigvgan.config import BigVGANConfig, make_config_dict
 
@@ -29,6 +29,8 @@ SYNTHETIC_OUTPUT_STD = 0.3
 
 class BigVGANFamily(Family):
     name = "bigvgan"
+    # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
+    int8_defaults = STATIC_INT8
     presets = {
         # nvidia/bigvgan_v2_24khz_100band_256x: 112,414,512 parameters once folded.
         "bigvgan_v2_24khz_100band_256x": {},

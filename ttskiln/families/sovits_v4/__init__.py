@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
+from ttskiln.families.base import ComponentSpec, Family, ModelInfo, STATIC_INT8, ParityCase, TensorSpec
 from ttskiln.ops.mel import synthetic_clamped_log_mel
 from ttskiln.families.sovits_v4.config import GENERATOR_KEYS, SovitsVocoderConfig, make_config_dict
 
@@ -38,6 +38,8 @@ SYNTHETIC_OUTPUT_STD = 0.5
 
 class SovitsV4Family(Family):
     name = "sovits_v4"
+    # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
+    int8_defaults = STATIC_INT8
     presets = {
         # The released v4 vocoder: 14,425,409 parameters.
         DEFAULT_PRESET: {},

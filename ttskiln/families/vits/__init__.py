@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, STATIC_INT8, TensorSpec
 from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
 from ttskiln.families.vits.host import HostDims
 from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE
@@ -58,6 +58,8 @@ CHAIN = "tts"
 
 class VitsFamily(Family):
     name = "vits"
+    # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
+    int8_defaults = STATIC_INT8
     presets = PRESETS
     # Tolerances apply to every component; only the decoder (and the chain) make audio, so the
     # audio metrics are gated in the chain (``chain_tolerances``) and reported for the decoder.
