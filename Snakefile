@@ -26,3 +26,9 @@ rule all:
     default_target: True
     input:
         get_final_targets(),
+
+
+# A failed run (a job that crashed, --keep-going or not) still gets a report: the records
+# that exist, and each failed job with its one-line reason.
+onerror:
+    write_report_after_failure(log)

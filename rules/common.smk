@@ -103,26 +103,30 @@ def get_validations(wildcards=None):
 
 
 def get_benchmarks(wildcards=None):
+    return [path for model in MODELS for path in get_model_benchmarks(model)]
+
+
+def get_model_benchmarks(model):
+    m = MODELS[model]
     paths = []
-    for name, m in MODELS.items():
-        for component in m.components:
-            for point in m.points:
-                paths.append(
-                    f"artifacts/{name}/{component}/benchmark/torch/{point.name}.json"
-                )
-                # The raw export is validated, not timed: the simplified fp32 graph is what ships.
-                paths += [
-                    f"artifacts/{name}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
-                    for backend in BACKENDS
-                    for variant in m.variants
-                    if variant != "export"
-                ]
+    for component in m.components:
+        for point in m.points:
+            paths.append(
+                f"artifacts/{model}/{component}/benchmark/torch/{point.name}.json"
+            )
+            # The raw export is validated, not timed: the simplified fp32 graph is what ships.
             paths += [
-                f"artifacts/{name}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"
+                f"artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
                 for backend in BACKENDS
-                for point in m.chunked_points(component)
+                for variant in m.variants
+                if variant != "export"
             ]
-    return paths + get_engine_records("benchmark")
+        paths += [
+            f"artifacts/{model}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"
+            for backend in BACKENDS
+            for point in m.chunked_points(component)
+        ]
+    return paths + get_engine_records("benchmark", model)
 
 
 def get_engine_command(wildcards):
@@ -304,3 +308,50 @@ def get_models_meta(wildcards=None):
             **m.info.summary,
         }
     return meta
+
+
+def write_report_after_failure(snakemake_log):
+    """After a failed run: the report over the records that exist, naming the failed jobs.
+
+    Its files are dated 1970 so the next run's ``report`` job replaces them."""
+    import os
+
+    from ttskiln.report import collect_failed_jobs, write_report
+
+    def existing(paths):
+        return [p for p in paths if os.path.exists(p)]
+
+    outputs = {
+        "summary_json": "reports/summary.json",
+        "summary_md": "reports/summary.md",
+        "index_html": "reports/index.html",
+    }
+    try:
+        write_report(
+            validations=existing(get_validations()),
+            benchmarks=existing(get_benchmarks()),
+            chains=[
+                p for p in existing(get_chains()) if os.path.exists(f"{p}/rows.json")
+            ],
+            trtllm_checkpoints=existing(get_trtllm_checkpoints()),
+            models=get_models_meta(),
+            plots=get_plots(),
+            gemm_peak=GEMM_PEAK if os.path.exists(GEMM_PEAK) else None,
+            skipped=GPU.skipped,
+            failed_jobs=collect_failed_jobs(list(MODELS), snakemake_log),
+            partial=True,
+            **outputs,
+        )
+    except Exception as exc:  # never hide the run's own error behind the report's
+        print(
+            f"ttskiln: the report over the existing records could not be written: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return
+    for path in [*outputs.values(), *get_plots().values()]:
+        if os.path.exists(path):
+            os.utime(path, (0, 0))
+    print(
+        f"ttskiln: the run failed; a partial report naming the failed jobs is at {os.path.abspath('reports/index.html')}",
+        file=sys.stderr,
+    )

@@ -27,10 +27,13 @@ rule report:
 
 
 rule gate:
-    """Fails, after the report has marked them, if any of the model's artifacts failed."""
+    """Fails, naming each, if any of the model's artifacts failed or could not run.
+
+    It waits for its own model's records only: under --keep-going a broken model does not
+    keep the others' validation.ok from being written."""
     input:
-        report="reports/summary.json",
         validations=lambda w: get_model_validations(w.model),
+        benchmarks=lambda w: get_model_benchmarks(w.model),
         chains=lambda w: get_model_chains(w.model),
     output:
         "artifacts/{model}/validation.ok",

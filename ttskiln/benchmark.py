@@ -84,7 +84,7 @@ def benchmark(
     chunking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time one backend at one point; ``chunking`` runs an ONNX artifact in overlapping windows."""
-    from ttskiln.runtime import ort_session, set_torch_threads
+    from ttskiln.runtime import set_torch_threads
 
     fam = get_family(family)
     config = fam.read_config(Path(checkpoint), options)
@@ -102,7 +102,33 @@ def benchmark(
             with torch.inference_mode():
                 return module(*args)
 
-    elif backend == "trt":
+        stats = time_calls(call, warmup, repeats)
+    elif backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")
+    else:
+        try:
+            call = _artifact_call(backend, artifact, spec, inputs, threads, chunking)
+            stats = time_calls(call, warmup, repeats)
+        except Exception as exc:  # the artifact does not load or run: a record, not a crash
+            line = str(exc).strip().splitlines()
+            reason = f"cannot run on {BACKENDS[backend]}: {type(exc).__name__}: {line[0] if line else ''}"
+            print(f"ttskiln benchmark: {labels.get('variant')} {artifact} at point {labels.get('point')}: {reason}")
+            record = {**labels, "backend": BACKENDS[backend], "artifact": " + ".join(artifact_files(artifact)),
+                      "shape": {n: list(inputs[n].shape) for n in spec.input_names}, "status": "error",
+                      "error": reason, "p50_ms": None, "p90_ms": None, "p99_ms": None, "rtf": None,
+                      "audio_seconds": None, "gflop": None, "threads": threads, "environment": environment(threads)}
+            write_json(output, record)
+            return record
+    return _record(backend, artifact, spec, info, inputs, outputs, stats, threads, warmup, repeats, chunking,
+                   labels, output)
+
+
+def _artifact_call(backend: str, artifact: str, spec: Any, inputs: dict[str, np.ndarray], threads: int,
+                   chunking: dict[str, Any] | None) -> Callable[[], Any]:
+    """A function that runs ``artifact`` once on ``backend`` with the stored inputs."""
+    from ttskiln.runtime import ort_session
+
+    if backend == "trt":
         from ttskiln.engines import trt_runner
 
         runner = trt_runner(artifact)
@@ -146,9 +172,12 @@ def benchmark(
             def call() -> Any:
                 return chunked_run(run_chunk, feed[chunking["input"]], plan, int(chunking["hop"]))
 
-    else:
-        raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")
-    stats = time_calls(call, warmup, repeats)
+    return call
+
+
+def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str, np.ndarray],
+            outputs: dict[str, np.ndarray], stats: dict[str, float], threads: int, warmup: int, repeats: int,
+            chunking: dict[str, Any] | None, labels: dict[str, str], output: str) -> dict[str, Any]:
     gflop = None
     if backend in ORT_PROVIDERS and not chunking:
         from ttskiln.flops import count_flops
@@ -168,6 +197,11 @@ def benchmark(
         "warmup": warmup,
         "repeats": repeats,
         "environment": environment(threads),
+        "status": "ok",
     }
     write_json(output, record)
+    print(f"ttskiln benchmark: {labels.get('variant')} {record['artifact']} at point {labels.get('point')} on "
+          f"{record['backend']}, {threads} thread(s), {warmup} warm-up + {repeats} timed calls: "
+          f"p50 {stats['p50_ms']:.3f} ms, p90 {stats['p90_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms, "
+          f"min {stats['min_ms']:.3f} ms" + (f", RTF {record['rtf']:.4g}" if record["rtf"] else ""))
     return record

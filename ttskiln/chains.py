@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ttskiln.atomic import write_json
+from ttskiln.errors import TtskilnError
 from ttskiln.families import get_family
 from ttskiln.families.base import ChainJob
 
@@ -51,7 +52,19 @@ def run_chain(
         seed=seed,
         directory=out,
     )
-    rows = fam.run_chain(job)
+    try:
+        rows = fam.run_chain(job)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a chain that cannot run is a failed row with its reason
+        import traceback
+
+        traceback.print_exc()
+        text = str(exc).strip().splitlines()
+        reason = text[0] if isinstance(exc, TtskilnError) and text else f"{type(exc).__name__}: {text[0] if text else ''}"
+        print(f"ttskiln verdict: chain {chain} at point {point}: FAIL: {reason}")
+        rows = [{"variant": "fp32", "backend": "onnxruntime-cpu", "status": "error", "error": reason,
+                 "passed": False, "failures": [f"chain cannot run: {reason}"]}]
     for row in rows:
         row.setdefault("model", model)
         row.setdefault("component", chain)

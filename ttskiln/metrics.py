@@ -57,10 +57,25 @@ def failures(metrics: dict[str, float], tolerances: dict[str, float]) -> list[st
     broken = []
     for name, limit in tolerances.items():
         value = metrics.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if not isinstance(limit, (int, float)) or not math.isfinite(limit):
+            broken.append(f"{name} limit {limit!r} is not a finite number")
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
             broken.append(f"{name} is not a number")
         elif name in UPPER_BOUND and value > limit:
             broken.append(f"{name} {value:.3g} > {limit:.3g}")
         elif name in LOWER_BOUND and value < limit:
             broken.append(f"{name} {value:.6g} < {limit:.6g}")
     return broken
+
+
+def non_finite(arrays: dict[str, np.ndarray], what: str) -> list[str]:
+    """One line per array holding NaN or Inf, e.g. ``the artifact's output 'audio': 3 NaN``."""
+    lines = []
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype.kind != "f":
+            continue
+        nan, inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+        if nan or inf:
+            lines.append(f"{what} {name!r}: {nan} NaN, {inf} Inf of {value.size} values")
+    return lines

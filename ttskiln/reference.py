@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from ttskiln.atomic import write_npz
+from ttskiln.errors import CheckpointError, InputError
 from ttskiln.families import get_family
+from ttskiln.metrics import non_finite
 
 INPUT = "input."
 OUTPUT = "output."
@@ -46,8 +48,18 @@ def build_reference(
             inputs = {t.name: data[t.name].astype(t.dtype) for t in spec.inputs}
     else:
         inputs = fam.make_inputs(info, component, sizes, point_rng(seed, component, point))
+    bad = non_finite(inputs, "input")
+    if bad:
+        raise InputError(f"component '{component}' at point '{point}': {'; '.join(bad)}; "
+                         "inputs must be finite")
     module = fam.component_module(fam.load(Path(checkpoint), config), component)
     outputs = torch_run(module, spec, inputs)
+    bad = non_finite(outputs, "output")
+    if bad:
+        raise CheckpointError(
+            f"the PyTorch reference of component '{component}' at point '{point}' is not finite "
+            f"({'; '.join(bad)}) with finite inputs: the checkpoint (or the family's module) is at fault, "
+            "and no artifact can be validated against it")
     arrays = {INPUT + k: v for k, v in inputs.items()}
     arrays.update({OUTPUT + k: v for k, v in outputs.items()})
     write_npz(output, arrays)

@@ -43,6 +43,12 @@ SYNTHETIC_NOTE = (
 )
 
 
+PARTIAL_NOTE = (
+    "PARTIAL REPORT: some jobs failed (listed under Failed jobs); the rows below are the records "
+    "that exist. Artifacts of the failed jobs were not built, validated or timed."
+)
+
+
 def _load(paths: list[str]) -> list[dict[str, Any]]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
@@ -50,7 +56,8 @@ def _load(paths: list[str]) -> list[dict[str, Any]]:
 def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     checks = {(v["model"], v["component"], v["variant"], v["point"], v["backend"]): v for v in validations}
     torch_p50 = {
-        (b["model"], b["component"], b["point"]): b["p50_ms"] for b in benchmarks if b["backend"] == "pytorch-eager"
+        (b["model"], b["component"], b["point"]): b["p50_ms"] for b in benchmarks
+        if b["backend"] == "pytorch-eager" and b.get("p50_ms")
     }
     rows = []
     for bench in benchmarks:
@@ -76,14 +83,16 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "p90_ms": bench["p90_ms"],
             "p99_ms": bench["p99_ms"],
             "rtf": bench["rtf"],
-            "speedup_vs_torch": base / bench["p50_ms"] if base else None,
+            "speedup_vs_torch": base / bench["p50_ms"] if base and bench.get("p50_ms") else None,
             "shape": bench["shape"],
             "audio_seconds": bench["audio_seconds"],
             "gflop": bench.get("gflop"),
             "node": bench.get("environment", {}).get("hostname"),
             "slurm_job_id": bench.get("environment", {}).get("slurm_job_id"),
-            "failures": check.get("failures", []),
+            "failures": check.get("failures", []) + ([bench["error"]] if bench.get("error") else []),
         }
+        if bench.get("error"):  # an artifact that cannot run has no verdict but "failed"
+            row["passed"] = False
         if "chunking" in check:
             chunk = check["chunking"]
             row["chunking"] = {k: chunk.get(k) for k in ("window", "overlap", "crossfade", "chunks")}
@@ -158,7 +167,14 @@ def write_report(
     chains: list[str] | None = None,
     skipped: dict[str, str] | None = None,
     trtllm_checkpoints: list[str] | None = None,
+    failed_jobs: list[dict[str, Any]] | None = None,
+    partial: bool = False,
 ) -> dict[str, Any]:
+    """Write summary.json, summary.md, index.html and the plots from the records given.
+
+    ``failed_jobs`` (model, stage, log, error) are jobs that ended without a record; with
+    ``partial`` the report says it covers only the records that exist (a failed run).
+    """
     bench_records = _load(benchmarks)
     models = {name: dict(meta) for name, meta in models.items()}
     for folder in trtllm_checkpoints or []:
@@ -173,10 +189,12 @@ def write_report(
     env = bench_records[0]["environment"] if bench_records else environment()
     summary = {
         "synthetic_weights": bool(synthetic),
-        "notes": [SYNTHETIC_NOTE.format(models=", ".join(synthetic))] if synthetic else [],
+        "notes": ([PARTIAL_NOTE] if partial else []) + ([SYNTHETIC_NOTE.format(models=", ".join(synthetic))] if synthetic else []),
         "models": models,
         "environment": {**env, "hosts": hosts, "gemm_peak": peak},
         "skipped_stages": [f"{stage}: skipped, {why}" for stage, why in sorted((skipped or {}).items())],
+        "partial": partial,
+        "failed_jobs": sorted(failed_jobs or [], key=lambda f: (str(f.get("model")), f.get("stage", ""), f.get("log", ""))),
         "rows": rows,
     }
     write_json(summary_json, _json_safe(summary))
@@ -304,6 +322,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model):
             lines.append("| " + " | ".join(str(cell(row)) for _, cell in COLUMNS) + " |")
         lines.append("")
+    if summary.get("failed_jobs"):
+        lines += ["## Failed jobs", ""]
+        lines += [f"- {f.get('model') or '-'} / {f['stage']}: {f['error']} (log: `{f['log']}`)" for f in summary["failed_jobs"]]
+        lines.append("")
     failed = [r for r in summary["rows"] if r.get("passed") is False]
     if failed:
         lines += ["## Failed validations", ""]
@@ -339,6 +361,15 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model and r.get("audio")):
             parts.append(f"<p>{esc(row['component'])} / {esc(row['backend'])} @ {esc(row['point'])}: "
                          f"<audio controls src='../{esc(row['audio'])}'></audio> <code>{esc(row['audio'])}</code></p>")
+    if summary.get("failed_jobs"):
+        parts.append("<h2>Failed jobs</h2><ul>" + "".join(
+            f"<li class='fail'>{esc(str(f.get('model') or '-'))} / {esc(f['stage'])}: {esc(f['error'])} "
+            f"(log: <code>{esc(f['log'])}</code>)</li>" for f in summary["failed_jobs"]) + "</ul>")
+    failed = [r for r in summary["rows"] if r.get("passed") is False]
+    if failed:
+        parts.append("<h2>Failed validations</h2><ul>" + "".join(
+            f"<li>{esc(r['model'])} / {esc(r['component'])} / {esc(r['variant'])} @ {esc(r['point'])}: "
+            f"{esc('; '.join(r['failures']))}</li>" for r in failed) + "</ul>")
     if summary.get("skipped_stages"):
         parts.append("<h2>Skipped stages</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in summary["skipped_stages"]) + "</ul>")
     parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(summary["environment"])) + "</ul>")
@@ -346,13 +377,46 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def gate(*, validations: list[str], model: str, output: str, chains: list[str] | None = None) -> None:
-    """Fail (after the report is written) if any artifact of ``model`` broke a tolerance."""
+def gate(*, validations: list[str], model: str, output: str, chains: list[str] | None = None,
+         benchmarks: list[str] | None = None) -> None:
+    """Fail if any artifact of ``model`` broke a tolerance or could not run, naming each."""
     from ttskiln.errors import ValidationFailed
 
     records = _load(validations) + [r for r in chain_rows(chains or []) if r.get("passed") is not None]
+    records += [b | {"passed": False, "failures": [b["error"]]} for b in _load(benchmarks or []) if b.get("error")]
     failed = [v for v in records if not v["passed"]]
     if failed:
-        lines = [f"{v['variant']} artifact {v['artifact']} at point {v['point']}: {'; '.join(v['failures'])}" for v in failed]
-        raise ValidationFailed(f"model '{model}': {len(failed)} validation(s) failed:\n  " + "\n  ".join(lines))
+        lines = [f"{v['variant']} {v.get('component', '')} artifact {v['artifact']} at point {v['point']}"
+                 f"{' on ' + v['backend'] if v.get('backend') else ''}: {'; '.join(v['failures'])}" for v in failed]
+        raise ValidationFailed(f"model '{model}': {len(failed)} check(s) failed:\n  " + "\n  ".join(lines))
     write_text(output, f"{model}: {len(records)} validations passed\n")
+
+
+def collect_failed_jobs(models: list[str], snakemake_log: str | None = None) -> list[dict[str, Any]]:
+    """Jobs of this run that failed: their failure records (``logs/**/*.failed.json``), and
+    failed jobs Snakemake's own log names that left none (killed, out of memory)."""
+    import re
+
+    from ttskiln.smk import FAILURE_SUFFIX
+
+    found = []
+    for path in sorted(Path("logs").rglob(f"*{FAILURE_SUFFIX}")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("model") in models or record.get("model") is None:
+            found.append(record)
+    seen = {f["log"] for f in found}
+    if snakemake_log and Path(snakemake_log).is_file():
+        text = Path(snakemake_log).read_text(errors="replace")
+        for block in re.finditer(r"^Error in rule (\w+):\n((?:    .*\n)*)", text, re.M):
+            body = block.group(2)
+            log = re.search(r"^    log: (\S+)", body, re.M)
+            wild = re.search(r"^    wildcards: (.*)$", body, re.M)
+            model = re.search(r"model=([^,\s]+)", wild.group(1)) if wild else None
+            if log and log.group(1) not in seen:
+                seen.add(log.group(1))
+                found.append({"model": model.group(1) if model else None, "stage": block.group(1), "log": log.group(1),
+                              "error": "the job failed without a ttskiln error (killed, out of memory, or an executor fault); see its log"})
+    return found

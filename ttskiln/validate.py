@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.atomic import write_json
-from ttskiln.metrics import failures, worst
+from ttskiln.metrics import failures, non_finite, worst
 from ttskiln.reference import load_reference
 
 REFERENCE_RUNNER = "pytorch"
@@ -34,6 +34,11 @@ def compare_outputs(
         SnrCompareFunc,
     )
 
+    from polygraphy.logger import G_LOGGER
+
+    # Polygraphy compares here with infinite tolerances to collect numbers; its own PASSED
+    # lines would contradict ttskiln's verdict in the log.
+    G_LOGGER.module_severity = G_LOGGER.ERROR
     per_output: dict[str, dict[str, Any]] = {}
     shared = [name for name in expected if name in got]
     for name in expected:
@@ -92,26 +97,34 @@ def validate_artifact(
     at the chunk boundaries and away from them. ``backend`` "tensorrt" validates a serialized
     TensorRT engine with Polygraphy's TrtRunner instead of ONNX Runtime.
     """
-    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
-
     from ttskiln.audio_metrics import AUDIO_METRICS
     from ttskiln.onnx_io import artifact_files
 
     if not audio:  # audio limits apply to components that make audio
         tolerances = {k: v for k, v in tolerances.items() if k not in AUDIO_METRICS}
     inputs, expected = load_reference(reference)
-    if backend == "tensorrt":
-        from ttskiln.engines import trt_runner
-
-        runner = trt_runner(artifact)
-    else:
-        runner = OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
+    base = {
+        **labels,
+        "artifact": " + ".join(artifact_files(artifact)),
+        "backend": backend,
+        "shape": {name: list(value.shape) for name, value in inputs.items()},
+        "tolerances": tolerances,
+    }
     extra: dict[str, Any] = {}
-    with runner:
-        if chunking:
-            got, extra = _chunked(runner.infer, inputs, expected, chunking)
-        else:
-            got = {k: np.asarray(v) for k, v in runner.infer(inputs).items()}
+    try:
+        runner = _runner(artifact, backend)
+        with runner:
+            if chunking:
+                got, extra = _chunked(runner.infer, inputs, expected, chunking)
+            else:
+                got = {k: np.asarray(v) for k, v in runner.infer(inputs).items()}
+    except Exception as exc:  # the artifact does not load or run: a verdict, not a crash
+        reason = f"cannot run on {backend}: {type(exc).__name__}: {_first_line(exc)}"
+        record = {**base, "status": "error", "error": reason, "metrics": {}, "outputs": {},
+                  "passed": False, "failures": [reason]}
+        write_json(output, record)
+        log_verdict(record)
+        return record
     per_output = compare_outputs(expected, got, runner.name)
     if audio and "error" not in per_output.get(audio["output"], {"error": ""}):
         from ttskiln.audio_metrics import audio_metrics
@@ -119,22 +132,55 @@ def validate_artifact(
         name = audio["output"]
         per_output[name].update(audio_metrics(expected[name], got[name], int(audio["sample_rate"])))
     errors = [f"{name}: {m['error']}" for name, m in per_output.items() if "error" in m]
+    errors += non_finite(got, "the artifact's output")
     summary = worst([m for m in per_output.values() if "error" not in m])
     broken = errors + failures(summary, tolerances)
     record = {
-        **labels,
-        "artifact": " + ".join(artifact_files(artifact)),
-        "backend": backend,
-        "shape": {name: list(value.shape) for name, value in inputs.items()},
+        **base,
+        "status": "ok",
         "metrics": summary,
         "outputs": per_output,
-        "tolerances": tolerances,
         "passed": not broken,
         "failures": broken,
         **extra,
     }
     write_json(output, record)
+    log_verdict(record)
     return record
+
+
+def _runner(artifact: str, backend: str) -> Any:
+    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+    from polygraphy.logger import G_LOGGER
+
+    G_LOGGER.module_severity = G_LOGGER.ERROR  # ttskiln's verdict is the log's
+
+    if backend == "tensorrt":
+        from ttskiln.engines import trt_runner
+
+        return trt_runner(artifact)
+    return OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
+
+
+def log_verdict(record: dict[str, Any]) -> None:
+    """The verdict in the job's log: every metric against its limit, then PASS or FAIL."""
+    from ttskiln.metrics import LOWER_BOUND
+
+    print(f"ttskiln verdict: {record.get('variant')} {record['artifact']} at point {record.get('point')} "
+          f"on {record['backend']}: {'PASS' if record['passed'] else 'FAIL'}")
+    if record.get("error"):
+        print(f"  {record['error']}")
+    for name, value in sorted(record.get("metrics", {}).items()):
+        limit = record["tolerances"].get(name)
+        bound = "" if limit is None else f" (limit {'>=' if name in LOWER_BOUND else '<='} {limit:.6g})"
+        print(f"  {name}: {value:.6g}{bound}")
+    for line in record.get("failures", []):
+        print(f"  failed: {line}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _chunked(
