@@ -46,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     parity.add_argument("case_dir", help="folder with manifest.json, the checkpoint, inputs.npz, outputs.npz")
     _synth_parser(sub)
     sub.add_parser("doctor", help="what this machine offers (CUDA, TensorRT, TensorRT-LLM, ONNX Runtime providers) and which stages run")
+    conformance = sub.add_parser(
+        "conformance", help="every family x variant (fp32, fp16, int8) x component on its tiny preset: loads, runs, validates")
+    conformance.add_argument("families", nargs="*", help="families to check (default: all in the registry)")
+    conformance.add_argument("--workdir", help="where to build (default: a temporary folder, removed after)")
     args = parser.parse_args(argv)
+    if args.command == "conformance":
+        from ttskiln.conformance import main as conformance_main
+
+        return conformance_main(args.families, args.workdir)
     if args.command == "doctor":
         from ttskiln.doctor import main as doctor_main
 
