@@ -318,6 +318,9 @@ def write_report_after_failure(snakemake_log):
 
     from ttskiln.report import collect_failed_jobs, write_report
 
+    if isinstance(snakemake_log, (list, tuple)):  # Snakemake gives a list of log files
+        snakemake_log = snakemake_log[-1] if snakemake_log else None
+
     def existing(paths):
         return [p for p in paths if os.path.exists(p)]
 

@@ -50,9 +50,14 @@ def job(log_path: str, model: str | None = None) -> Iterator[None]:
             err = for_model(model, exc) if model else exc
             _fail(log, record, log_path, model, str(err), None)
         except Exception as exc:  # a bug or an environment fault: keep the traceback with the job
-            text = str(exc).strip().splitlines()
-            what = f"{stage_of(log_path)} failed: {type(exc).__name__}: {text[0] if text else ''}"
+            what = f"{stage_of(log_path)} failed: {type(exc).__name__}: {one_line(exc)}"
             _fail(log, record, log_path, model, f"model '{model}': {what}" if model else what, traceback.format_exc())
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (multi-line messages joined), at most ``limit`` chars."""
+    text = " ".join(part.strip() for part in str(exc).strip().splitlines() if part.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fail(log, record: Path, log_path: str, model: str | None, line: str, trace: str | None) -> None:
