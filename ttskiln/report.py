@@ -89,6 +89,7 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "gflop": bench.get("gflop"),
             "node": bench.get("environment", {}).get("hostname"),
             "slurm_job_id": bench.get("environment", {}).get("slurm_job_id"),
+            "quantized": check.get("quantized"),
             "failures": check.get("failures", []) + ([bench["error"]] if bench.get("error") else []),
         }
         if bench.get("error"):  # an artifact that cannot run has no verdict but "failed"
@@ -106,6 +107,7 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             rows.append({f: None for f in ROW_FIELDS} | {
                 "model": key[0], "component": key[1], "variant": key[2], "point": key[3],
                 "backend": key[4], "artifact": check["artifact"], "passed": check["passed"], "shape": check.get("shape"),
+                "quantized": check.get("quantized"),
                 **check["metrics"], "failures": check["failures"],
             })
     rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))
@@ -260,6 +262,7 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("mrstft", lambda r: _fmt(r.get("mrstft"))),
     ("logmel_l1", lambda r: _fmt(r.get("logmel_l1"))),
     ("passed", lambda r: _fmt(r["passed"])),
+    ("int8 ops", lambda r: r.get("quantized") or ""),
     ("p50_ms", lambda r: _fmt(r["p50_ms"], ".2f")),
     ("p90_ms", lambda r: _fmt(r["p90_ms"], ".2f")),
     ("p99_ms", lambda r: _fmt(r["p99_ms"], ".2f")),

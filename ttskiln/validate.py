@@ -106,6 +106,7 @@ def validate_artifact(
     base = {
         **labels,
         "artifact": " + ".join(artifact_files(artifact)),
+        **precision_facts(artifact),
         "backend": backend,
         "shape": {name: list(value.shape) for name, value in inputs.items()},
         "tolerances": tolerances,
@@ -176,6 +177,19 @@ def log_verdict(record: dict[str, Any]) -> None:
         print(f"  {name}: {value:.6g}{bound}")
     for line in record.get("failures", []):
         print(f"  failed: {line}")
+
+
+def precision_facts(artifact: str) -> dict[str, str]:
+    """What the precision stage recorded in an ONNX artifact (``quantized N of M``, ...)."""
+    if not artifact.endswith(".onnx"):
+        return {}
+    try:
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(artifact, load_external_data=False).metadata_props}
+    except Exception:  # an unreadable file is judged by the runner below
+        return {}
+    return {key: props[f"ttskiln.{key}"] for key in ("precision", "quantized") if f"ttskiln.{key}" in props}
 
 
 def _first_line(exc: BaseException) -> str:
