@@ -68,7 +68,7 @@ def check_config(config: Any, schema: str | Path = SCHEMA, sources: Sequence[str
     if error is None:
         return
     path, problem = _describe(error)
-    raise ConfigError(where.line(path, problem))
+    raise ConfigError(where.line(path, problem, at_key=problem.startswith("unknown key")))
 
 
 def _load_schema(schema: str | Path) -> dict[str, Any]:
@@ -120,6 +120,8 @@ def _describe(error: Any) -> tuple[tuple[Any, ...], str]:
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
         return path, f"must be {op} {error.validator_value}, got {_short(value)}"
+    if kind == "pattern" and "propertyNames" in list(error.absolute_schema_path):
+        return path, f"name {_short(value)} is not allowed: use {_pattern_hint(error.validator_value)}"
     if kind == "pattern":
         return path, f"{_short(value)} is not allowed: use {_pattern_hint(error.validator_value)}"
     if kind == "minProperties":
@@ -193,8 +195,8 @@ class _Locator:
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue
 
-    def line(self, path: tuple[Any, ...], problem: str) -> str:
-        place = self._place(path)
+    def line(self, path: tuple[Any, ...], problem: str, at_key: bool = False) -> str:
+        place = self._place(path, at_key)
         text = f"{place}: " if place else ""
         rest = list(path)
         if len(rest) >= 2 and rest[0] == "models":
@@ -203,26 +205,29 @@ class _Locator:
         key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
         return text + (f"{key}: {problem}" if key else problem)
 
-    def _place(self, path: tuple[Any, ...]) -> str | None:
+    def _place(self, path: tuple[Any, ...], at_key: bool) -> str | None:
         for name, tree in reversed(self.trees):
-            node = _find(tree, path)
+            node = _find(tree, path, at_key)
             if node is not None:
                 mark = node.start_mark
                 return f"{name}:{mark.line + 1}:{mark.column + 1}"
         return None
 
 
-def _find(node: Any, path: tuple[Any, ...]) -> Any:
-    """The YAML node of ``path`` (its key node for a mapping entry), or the deepest parent."""
-    found = None
-    for step in path:
+def _find(node: Any, path: tuple[Any, ...], at_key: bool) -> Any:
+    """The YAML node of ``path`` (of its key with ``at_key``), or the nearest parent's key.
+    None when the file does not hold the path's first key (another file set it)."""
+    key = None
+    for i, step in enumerate(path):
         if isinstance(node, yaml.MappingNode):
             match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(step)), None)
             if match is None:
-                return found or node
-            found, node = match
+                return key
+            key, node = match
+            if at_key and i == len(path) - 1:
+                return key
         elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
-            node = found = node.value[step]
+            node = node.value[step]
         else:
-            return found or node
-    return found if found is not None else node
+            return key
+    return node
