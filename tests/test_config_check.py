@@ -244,3 +244,14 @@ def test_tag_with_regex_characters_is_matched_literally(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"/{tag}/" in proc.stdout
     assert "../" not in proc.stdout
+
+
+def test_check_config_command_names_the_place(tmp_path, capsys, monkeypatch):
+    from ttskiln.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text("models:\n  voc:\n    family: [vocos\n")
+    assert main(["check-config", "bad.yaml"]) == 1
+    assert capsys.readouterr().err.strip().startswith("ttskiln: bad.yaml:4:1: not valid YAML")
+    (tmp_path / "good.yaml").write_text(yaml.safe_dump({"models": {"voc": tiny_model()}}))
+    assert main(["check-config", "good.yaml"]) == 0

@@ -9,6 +9,7 @@ refuses what JSON schema cannot express: non-finite numbers and keys that are no
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -60,35 +61,37 @@ def check_config(config: Any, schema: str | Path = SCHEMA, sources: Sequence[str
     where = _Locator(sources)
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping at the top level, got {_kind(config)}")
+    for path, problem in _plain_data_problems(config, (), keys_only=True):
+        raise ConfigError(where.line(path, problem))
+    validator = jsonschema.Draft202012Validator(_load_schema(str(schema)))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        path, problem = _describe(error)
+        raise ConfigError(where.line(path, problem, at_key=problem.startswith("unknown key")))
+    # JSON schema's numbers include NaN and infinity (NaN passes every bound).
     for path, problem in _plain_data_problems(config, ()):
         raise ConfigError(where.line(path, problem))
-    spec = _load_schema(schema)
-    validator = jsonschema.Draft202012Validator(spec)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is None:
-        return
-    path, problem = _describe(error)
-    raise ConfigError(where.line(path, problem, at_key=problem.startswith("unknown key")))
 
 
-def _load_schema(schema: str | Path) -> dict[str, Any]:
+@functools.lru_cache(maxsize=4)
+def _load_schema(schema: str) -> dict[str, Any]:
     with open(schema, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
 # -- what JSON schema does not see ---------------------------------------------------------
-def _plain_data_problems(value: Any, path: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], str]]:
-    if isinstance(value, float) and not math.isfinite(value):
+def _plain_data_problems(value: Any, path: tuple[Any, ...], keys_only: bool = False) -> Iterable[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, float) and not math.isfinite(value) and not keys_only:
         yield path, f"must be a finite number, got {value}"
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 yield path, f"key {key!r} must be a string (quote it)"
                 return
-            yield from _plain_data_problems(item, (*path, key))
+            yield from _plain_data_problems(item, (*path, key), keys_only)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _plain_data_problems(item, (*path, i))
+            yield from _plain_data_problems(item, (*path, i), keys_only)
 
 
 # -- one line per schema error -------------------------------------------------------------
@@ -118,6 +121,8 @@ def _describe(error: Any) -> tuple[tuple[Any, ...], str]:
     if kind == "enum":
         return path, f"must be one of {', '.join(map(str, error.validator_value))}; got {_short(value)}{_did_you_mean(value, error.validator_value)}"
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, f"must be a finite number, got {value}"
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
         return path, f"must be {op} {error.validator_value}, got {_short(value)}"
     if kind == "pattern" and "propertyNames" in list(error.absolute_schema_path):
@@ -202,7 +207,7 @@ class _Locator:
         if len(rest) >= 2 and rest[0] == "models":
             text += f"model '{rest[1]}': "
             rest = rest[2:]
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
+        key = "".join(f"[{p}]" if isinstance(p, int) else f"{'.' if i else ''}{p}" for i, p in enumerate(rest))
         return text + (f"{key}: {problem}" if key else problem)
 
     def _place(self, path: tuple[Any, ...], at_key: bool) -> str | None:
