@@ -78,7 +78,10 @@ FRAMES = {"batch": {"min": 1, "opt": 1, "max": 2}}
         ({"family": "vits", "checkpoint": {"synthetic": "tiny"}, "options": {"max_tokens": "x"}},
          "options.max_tokens: must be an integer, got 'x'"),
         ({"family": "vocos", "checkpoint": {"synthetic": "tiny", "overrides": {"dim": "abc"}}},
-         "checkpoint.overrides {'dim': 'abc'} do not make a vocos model"),
+         "checkpoint.overrides.dim: must be an integer like the preset's 32, got 'abc'"),
+        ({"family": "vocos", "checkpoint": {"synthetic": "tiny", "overrides": {"n_mels": "abc"}}},
+         "checkpoint.overrides {'n_mels': 'abc'} do not make a vocos model: ValueError"),
+        ({"family": "vocos", "checkpoint": {"synthetic": "tiny"}}, None),
         ({"family": "sovits_v4", "checkpoint": {"synthetic": "tiny", "overrides": {"upsample_initial_channel": 10**12}}},
          "checkpoint.overrides.upsample_initial_channel: 1000000000000 is beyond 65536"),
         ({"family": "vocos", "checkpoint": "x" * 300}, "File name too long"),
@@ -86,7 +89,10 @@ FRAMES = {"batch": {"min": 1, "opt": 1, "max": 2}}
     ],
 )
 def test_no_traceback(tmp_path, entry, message):
-    assert message in refused({"m": entry}, tmp_path)
+    if message is None:  # the unmutated entry plans
+        plan({"m": entry}, tmp_path)
+    else:
+        assert message in refused({"m": entry}, tmp_path)
 
 
 # -- 3: no wrong acceptance ------------------------------------------------------------------
@@ -95,6 +101,7 @@ def test_no_traceback(tmp_path, entry, message):
     [
         ({"m": tiny_model()}, {"opset": 17}, "opset: must be >= 18, got 17"),
         ({"m": tiny_model()}, {"seed": -1}, "seed: must be >= 0, got -1"),
+        ({"m": tiny_model()}, {"benchmark": {"warmup": 40.0}}, "benchmark.warmup: must be an integer, got 40.0"),
         ({"m": tiny_model(checkpoint={"synthetic": "tiny", "seed": -2})}, {}, "checkpoint.seed: must be >= 0"),
         ({"t": {"family": "tortoise_gpt", "checkpoint": {"synthetic": "tiny"}, "options": {"decode_step": 4}}}, {},
          "model 't': unknown tortoise_gpt options ['decode_step'] (did you mean 'decode_steps'?)"),
@@ -255,3 +262,10 @@ def test_check_config_command_names_the_place(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.strip().startswith("ttskiln: bad.yaml:4:1: not valid YAML")
     (tmp_path / "good.yaml").write_text(yaml.safe_dump({"models": {"voc": tiny_model()}}))
     assert main(["check-config", "good.yaml"]) == 0
+
+
+def test_override_keeps_the_presets_kind(tmp_path):
+    entry = {"family": "vocos", "checkpoint": {"synthetic": "tiny", "overrides": {"num_layers": False}}}
+    assert "checkpoint.overrides.num_layers: must be an integer like the preset's 1, got False" in refused({"v": entry}, tmp_path)
+    entry["checkpoint"]["overrides"]["num_layers"] = 2
+    assert plan({"v": entry}, tmp_path).models["v"].info.summary["layers"] == 2

@@ -58,12 +58,13 @@ def check_config(config: Any, schema: str | Path = SCHEMA, sources: Sequence[str
     files it was read from, later ones overriding earlier ones (used for line numbers)."""
     import jsonschema
 
+    _Validator = _validator_class()
     where = _Locator(sources)
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping at the top level, got {_kind(config)}")
     for path, problem in _plain_data_problems(config, (), keys_only=True):
         raise ConfigError(where.line(path, problem))
-    validator = jsonschema.Draft202012Validator(_load_schema(str(schema)))
+    validator = _Validator(_load_schema(str(schema)))
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         path, problem = _describe(error)
@@ -71,6 +72,18 @@ def check_config(config: Any, schema: str | Path = SCHEMA, sources: Sequence[str
     # JSON schema's numbers include NaN and infinity (NaN passes every bound).
     for path, problem in _plain_data_problems(config, ()):
         raise ConfigError(where.line(path, problem))
+
+
+def _strict_integer(checker: Any, value: Any) -> bool:
+    # JSON schema counts 40.0 as an integer (and Python counts True); a count in YAML is written 40.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validator_class() -> Any:
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    return jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _strict_integer))
 
 
 @functools.lru_cache(maxsize=4)

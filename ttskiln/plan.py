@@ -225,6 +225,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
     if isinstance(ckpt, dict):
         synthetic = {"preset": ckpt["synthetic"], "seed": int(ckpt.get("seed", 0)), "overrides": dict(ckpt.get("overrides") or {})}
         _check_overrides(synthetic["overrides"], "checkpoint.overrides")
+        _check_override_kinds(synthetic["overrides"], family.presets.get(synthetic["preset"]) or {})
         try:
             config = family.synthetic_config(synthetic["preset"], synthetic["overrides"])
             family.describe(config)
@@ -338,6 +339,26 @@ def _check_overrides(value: Any, key: str) -> None:
             _check_overrides(v, f"{key}[{i}]")
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > OVERRIDE_LIMIT:
         raise ConfigError(f"{key}: {value} is beyond {OVERRIDE_LIMIT}, the largest size a model entry may give")
+
+
+def _check_override_kinds(overrides: dict[str, Any], preset: dict[str, Any]) -> None:
+    """An override of a key the preset sets keeps its kind (``num_layers: false`` is not 0)."""
+    for key, value in overrides.items():
+        default = preset.get(key)
+        if default is None:
+            continue
+        if isinstance(default, bool):
+            fits, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            fits, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            fits, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, (str, list, dict)):
+            fits, kind = isinstance(value, type(default)), {str: "a string", list: "a list", dict: "a mapping"}[type(default)]
+        else:
+            continue
+        if not fits:
+            raise ConfigError(f"checkpoint.overrides.{key}: must be {kind} like the preset's {default!r}, got {value!r}")
 
 
 def machine_memory() -> int | None:
