@@ -1,21 +1,22 @@
+import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 # The scheduling process imports ttskiln from this checkout; job scripts use the installed
 # package (`make` installs it in editable mode, envs/cpu.yaml installs it too).
 sys.path.insert(0, workflow.basedir)
 
+from ttskiln.config_check import check_config
 from ttskiln.errors import TtskilnError
 from ttskiln.families import family_module
 from ttskiln.fingerprint import code_hash
 from ttskiln.plan import CHUNKED_VARIANT, VARIANTS, build_plan, synthetic_dir
 
-validate(config, schema="../config/schema.yaml")
-
 try:
+    # One line per mistake (file:line:col, model, key path), before anything is planned.
+    check_config(config, f"{workflow.basedir}/config/schema.yaml", workflow.configfiles)
     # The scheduling process reads checkpoints and sample inputs to check them up front;
     # job processes trust that check.
     PLAN = build_plan(config, Path.cwd(), check_files=workflow.is_main_process)
@@ -28,7 +29,7 @@ BACKENDS = ["ort-cpu", *GPU.ort_backends]
 
 
 def _alternatives(values):
-    return "|".join(sorted({str(v) for v in values})) or "NONE"
+    return "|".join(re.escape(v) for v in sorted({str(v) for v in values})) or "NONE"
 
 
 wildcard_constraints:

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parity = sub.add_parser("parity", help="reproduce upstream outputs recorded in a case folder")
     parity.add_argument("case_dir", help="folder with manifest.json, the checkpoint, inputs.npz, outputs.npz")
     _synth_parser(sub)
+    check = sub.add_parser("check-config", help="check YAML config files as the workflow would, naming file, line and column")
+    check.add_argument("configs", nargs="+", help="config files, later ones overriding earlier ones (like --configfile)")
     sub.add_parser("doctor", help="what this machine offers (CUDA, TensorRT, TensorRT-LLM, ONNX Runtime providers) and which stages run")
     conformance = sub.add_parser(
         "conformance", help="every family x variant (fp32, fp16, int8) x component on its tiny preset: loads, runs, validates")
@@ -55,6 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         from ttskiln.conformance import main as conformance_main
 
         return conformance_main(args.families, args.workdir)
+    if args.command == "check-config":
+        from pathlib import Path
+
+        from ttskiln.config_check import check_config, load_config_file
+        from ttskiln.errors import TtskilnError
+        from ttskiln.plan import build_plan
+
+        try:
+            config: dict = {}
+            for path in args.configs:
+                config.update(load_config_file(path))
+            check_config(config, sources=args.configs)
+            plan = build_plan(config, Path.cwd())
+        except TtskilnError as exc:
+            print(f"ttskiln: {exc}", file=sys.stderr)
+            return 1
+        print(f"ttskiln: {len(plan.models)} model(s) planned: {', '.join(plan.models)}")
+        return 0
     if args.command == "doctor":
         from ttskiln.doctor import main as doctor_main
 

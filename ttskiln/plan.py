@@ -1,21 +1,28 @@
 """The resolved pipeline: models, their components and profile points, and per-job params.
 
-``build_plan`` turns the validated YAML into plain values the Snakemake rules use. It checks
-everything a user can get wrong in YAML before any job runs (unknown family, missing or
-mismatched checkpoint, impossible profile, bad ``sample_inputs``) and raises a ConfigError or
-CheckpointError that names the model.
+``build_plan`` turns the YAML into plain values the Snakemake rules use. It checks everything
+a user can get wrong in YAML before any job runs (the schema, unknown family and options,
+missing or mismatched checkpoint, impossible profile, limits the family knows, points too
+large for this machine, fp16/int8 op names and node patterns, bad ``sample_inputs``) and
+raises a one-line ConfigError, CheckpointError or InputError that names the model.
+
+``sample_inputs`` feed a model's one graph: a family with several graphs, where later graphs
+run from earlier ones' outputs (tortoise_gpt's decode, the VITS stages), refuses them.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ttskiln.errors import ConfigError, InputError, TtskilnError, for_model
+from ttskiln.config_check import check_config
+from ttskiln.errors import CheckpointError, ConfigError, InputError, TtskilnError, for_model
 from ttskiln.families import get_family
 from ttskiln.families.base import ModelInfo
 
@@ -26,6 +33,13 @@ VARIANTS = ("export", "fp32", "fp16", "int8")
 PRECISIONS = ("fp16", "int8")
 #: The fp32 graph run in overlapping windows (long audio through a length-limited engine).
 CHUNKED_VARIANT = "fp32-chunked"
+#: Largest number a synthetic checkpoint's ``overrides`` or the ``options`` may hold
+#: (channels, layers, sizes).
+OVERRIDE_LIMIT = 65536
+#: A point's memory estimate: its largest input or output tensor (fp32) times this factor
+#: (the PyTorch reference's activations, ONNX Runtime's arena, the compared copies). Rough
+#: and generous, so that it only refuses points that cannot fit.
+MEMORY_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -172,8 +186,9 @@ def synthetic_dir(model: str) -> str:
 
 
 def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) -> Plan:
-    """Resolve the (schema-validated) config. ``check_files`` also reads checkpoints and
-    ``sample_inputs`` to check them; set it in the process that schedules jobs."""
+    """Resolve the config (checked against the schema first). ``check_files`` also reads
+    checkpoints and ``sample_inputs`` to check them; set it in the process that schedules jobs."""
+    check_config(config)
     models = {}
     for name, entry in config["models"].items():
         try:
@@ -184,7 +199,12 @@ def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) 
     for name, model in models.items():
         for role, other in model.links.items():
             if other not in models:
-                raise ConfigError(f"model '{name}': its {role} {other!r} is not a model of this config; known: {sorted(models)}")
+                close = difflib.get_close_matches(other, list(models), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"model '{name}': options.{role}: {other!r} is not a model of this config{hint}; known: {sorted(models)}")
+            wanted = get_family(model.family).link_families.get(role)
+            if wanted and models[other].family != wanted:
+                raise ConfigError(f"model '{name}': options.{role}: {other!r} is a {models[other].family} model; it must be a {wanted} model")
     return Plan(
         models=models,
         seed=int(config.get("seed", 0)),
@@ -197,21 +217,43 @@ def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) 
 def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bool) -> ModelPlan:
     family = get_family(entry["family"])
     options = dict(entry.get("options") or {})
+    family.check_options(options)
+    _check_overrides(options, "options")
     ckpt = entry["checkpoint"]
     sha = None
+    path = None
     if isinstance(ckpt, dict):
         synthetic = {"preset": ckpt["synthetic"], "seed": int(ckpt.get("seed", 0)), "overrides": dict(ckpt.get("overrides") or {})}
-        config = family.synthetic_config(synthetic["preset"], synthetic["overrides"])
+        _check_overrides(synthetic["overrides"], "checkpoint.overrides")
+        _check_override_kinds(synthetic["overrides"], family.presets.get(synthetic["preset"]) or {})
+        try:
+            config = family.synthetic_config(synthetic["preset"], synthetic["overrides"])
+            family.describe(config)
+        except TtskilnError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError, RuntimeError) as exc:
+            raise ConfigError(f"checkpoint.overrides {synthetic['overrides']} do not make a {family.name} model: "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
         checkpoint = synthetic_dir(name)
     else:
         synthetic = None
         path = Path(ckpt) if Path(ckpt).is_absolute() else workdir / ckpt
-        if not path.exists():
+        try:
+            found = path.exists()
+        except OSError as exc:  # a name too long for the file system, say
+            raise CheckpointError(f"checkpoint {ckpt[:80]}{'...' if len(ckpt) > 80 else ''}: {exc.strerror}") from None
+        if not found:
             raise ConfigError(f"checkpoint {ckpt} not found (looked at {path})")
         # Jobs run in the working directory: keep the path as written, so moving the whole
         # folder does not invalidate the cache.
         checkpoint = str(ckpt)
-        config = family.read_config(path, options)
+        try:
+            config = family.read_config(path, options)
+        except TtskilnError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError, RuntimeError) as exc:
+            raise ConfigError(f"options {options} do not describe a {family.name} model: "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
         if check_files:
             family.check_checkpoint(path, config)
         from ttskiln.fingerprint import sha256_files
@@ -224,10 +266,24 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         profile = _profile(pname, spec, info)
         profiles.append(profile)
         points.extend(_points(profile, spec.get("extra_points") or [], info))
+    family.check_plan(info, config, options, points, path)
+    for point in points:
+        _check_memory(point, info)
     sample = entry.get("sample_inputs")
     if sample:
+        if len(info.components) > 1:
+            raise ConfigError(
+                f"sample_inputs: they feed one graph, and {family.name} has {len(info.components)} "
+                f"({', '.join(c.name for c in info.components)}), the later ones run from earlier outputs; "
+                f"remove sample_inputs (the profile points cover every graph)"
+            )
         sample_path = Path(sample) if Path(sample).is_absolute() else workdir / sample
-        sizes = _check_sample_inputs(sample_path, info) if check_files or sample_path.exists() else {}
+        try:
+            present = sample_path.exists()
+        except OSError as exc:
+            raise InputError(f"sample_inputs {sample[:80]}: {exc.strerror}") from None
+        limits = family.input_limits(info, info.components[0].name)
+        sizes = _check_sample_inputs(sample_path, info, limits) if check_files or present else {}
         points.append(Point(SAMPLE_POINT, SAMPLE_POINT, sizes))
     given = dict(entry.get("tolerances") or {})
     per_variant = {v: {**family.variant_tolerances.get(v, {}), **given.pop(v, {})} for v in PRECISIONS}
@@ -266,10 +322,121 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         engine_variants=_engine_variants(entry, variants),
         engine_profiles=_engine_profiles(name, entry, profiles),
         links=family.links(options),
-        fp16={**family.fp16_defaults, **(entry.get("fp16") or {})},
-        int8={**family.int8_defaults, **(entry.get("int8") or {})},
+        fp16=_check_precision("fp16", {**family.fp16_defaults, **(entry.get("fp16") or {})}),
+        int8=_check_precision("int8", {**family.int8_defaults, **(entry.get("int8") or {})}),
         trtllm=_trtllm(family.name, entry, config, points),
     )
+
+
+def _check_overrides(value: Any, key: str) -> None:
+    """Synthetic overrides are sizes: refuse numbers no model of a test or a demo needs
+    (they would overflow tensor storage or exhaust memory while planning)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_overrides(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_overrides(v, f"{key}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > OVERRIDE_LIMIT:
+        raise ConfigError(f"{key}: {value} is beyond {OVERRIDE_LIMIT}, the largest size a model entry may give")
+
+
+def _check_override_kinds(overrides: dict[str, Any], preset: dict[str, Any]) -> None:
+    """An override of a key the preset sets keeps its kind (``num_layers: false`` is not 0)."""
+    for key, value in overrides.items():
+        default = preset.get(key)
+        if default is None:
+            continue
+        if isinstance(default, bool):
+            fits, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            fits, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            fits, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, (str, list, dict)):
+            fits, kind = isinstance(value, type(default)), {str: "a string", list: "a list", dict: "a mapping"}[type(default)]
+        else:
+            continue
+        if not fits:
+            raise ConfigError(f"checkpoint.overrides.{key}: must be {kind} like the preset's {default!r}, got {value!r}")
+
+
+def machine_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def point_memory(point: Point, info: ModelInfo) -> int:
+    """Rough bytes a point needs: the largest fp32 tensor of any component (axes the point
+    does not set, such as audio samples, follow the time axis times the hop) x MEMORY_FACTOR."""
+    sizes = dict(point.sizes)
+    largest = 0
+    for comp in info.components:
+        axis_sizes = {**sizes, "samples": sizes.get(comp.time_axis, 1) * info.hop_length}
+        for tensor in (*comp.inputs, *comp.outputs):
+            count = 1
+            for dim in tensor.shape:
+                count *= dim if isinstance(dim, int) else axis_sizes.get(dim, 1)
+            largest = max(largest, count)
+    return 4 * largest * MEMORY_FACTOR
+
+
+def _check_memory(point: Point, info: ModelInfo) -> None:
+    total = machine_memory()
+    need = point_memory(point, info)
+    if total and need > total:
+        shown = ", ".join(f"{a} {n}" for a, n in point.sizes.items())
+        raise ConfigError(
+            f"point {point.name} ({shown}) needs about {need / 2**30:.1f} GiB, more than this machine's "
+            f"{total / 2**30:.1f} GiB; lower the profile's max or extra points"
+        )
+
+
+def _onnx_op_names() -> list[str]:
+    import onnx.defs
+
+    return sorted({s.name for s in onnx.defs.get_all_schemas_with_history()})
+
+
+def _check_precision(variant: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """fp16/int8 settings: op types that are ONNX ops, node patterns that are globs."""
+    import onnx.defs
+
+    for key in ("keep_fp32_ops", "op_types"):
+        for op in settings.get(key) or []:
+            if not onnx.defs.has(op):
+                close = difflib.get_close_matches(op, _onnx_op_names(), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{variant}.{key}: {op!r} is not an ONNX op type{hint}")
+    for key in ("keep_fp32_nodes", "exclude_nodes"):
+        for pattern in settings.get(key) or []:
+            problem = _glob_problem(pattern.removeprefix("after:"))
+            if problem:
+                raise ConfigError(f"{variant}.{key}: pattern {pattern!r} {problem}")
+    return settings
+
+
+def _glob_problem(glob: str) -> str | None:
+    """Why a node-name glob is malformed (empty, or a '[' set that is never closed)."""
+    if not glob:
+        return "has an empty glob"
+    i = 0
+    while i < len(glob):
+        if glob[i] == "[":
+            j = i + 1
+            if j < len(glob) and glob[j] in "!^":
+                j += 1
+            if j < len(glob) and glob[j] == "]":
+                j += 1
+            close = glob.find("]", j)
+            if close < 0:
+                return "opens a '[' set that is never closed (write [[] for a literal '[')"
+            i = close
+        i += 1
+    return None
 
 
 def _trtllm(family: str, entry: dict[str, Any], config: dict[str, Any], points: list[Point]) -> dict[str, Any] | None:
@@ -399,16 +566,21 @@ def _points(profile: Profile, extra_points: list[dict[str, float]], info: ModelI
     return points
 
 
-def _check_sample_inputs(path: Path, info: ModelInfo) -> dict[str, int]:
-    """Check names and shapes of a ``sample_inputs`` .npz against the first component."""
+def _check_sample_inputs(path: Path, info: ModelInfo, limits: dict[str, tuple[int, int]] | None = None) -> dict[str, int]:
+    """Check names, shapes and values of a ``sample_inputs`` .npz against the (one) component:
+    finite numbers, and integer inputs whole and inside their range (``limits``)."""
     comp = info.components[0]
     if not path.is_file():
         raise InputError(f"sample_inputs {path} not found")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: (data[k].shape, data[k].dtype) for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"sample_inputs {path} is not a readable .npz: {exc}") from exc
+            values = {k: _value_problem(k, data[k], comp, limits or {}) for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"sample_inputs {path} is not a readable .npz: {' '.join(str(exc).split())[:200]}") from None
+    for problem in values.values():
+        if problem:
+            raise InputError(f"sample_inputs {path.name}: {problem}")
     expected = comp.input_names
     if sorted(arrays) != sorted(expected):
         raise InputError(f"sample_inputs {path} holds {sorted(arrays)}; component {comp.name!r} needs {expected}")
@@ -428,6 +600,25 @@ def _check_sample_inputs(path: Path, info: ModelInfo) -> dict[str, int]:
                 if got < comp.axis_min.get(want, 1):
                     raise InputError(f"sample_inputs {spec.name!r}: {want} is {got}, below the minimum {comp.axis_min.get(want, 1)}")
     return sizes
+
+
+def _value_problem(name: str, array: np.ndarray, comp: Any, limits: dict[str, tuple[int, int]]) -> str | None:
+    """Why the values of one sample input are unusable, or None."""
+    if array.dtype.kind not in "biuf":
+        return f"{name!r} holds {array.dtype} values; expected numbers"
+    spec = next((t for t in comp.inputs if t.name == name), None)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        return f"{name!r} holds {int((~np.isfinite(array)).sum())} non-finite value(s) (NaN or inf)"
+    if spec is None or spec.dtype.startswith("float"):
+        return None
+    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        return f"{name!r} is an {spec.dtype} input, but holds fractional values such as {array[array != np.round(array)].flat[0]!r}"
+    if name in limits and array.size:
+        lo, hi = limits[name]
+        bad = array[(array < lo) | (array > hi)]
+        if bad.size:
+            return f"{name!r} holds {bad.size} value(s) outside {lo}..{hi} (e.g. {bad.flat[0]}); ids must be inside the vocabulary"
+    return None
 
 
 def _shape_str(shape: tuple[int | str, ...]) -> str:

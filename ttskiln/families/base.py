@@ -131,6 +131,30 @@ class ParityCheck:
 STATIC_INT8: dict[str, Any] = {"method": "static", "op_types": None, "exclude_nodes": [], "per_channel": True}
 
 
+@dataclass(frozen=True)
+class Option:
+    """One model-entry option a family takes: the kind of its value and, for integers, the
+    smallest and largest allowed."""
+
+    kind: type
+    minimum: int | None = None
+    maximum: int | None = None
+    help: str = ""
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` does not fit, or None."""
+        names = {int: "an integer", str: "a non-empty string", bool: "true or false", dict: "a mapping", list: "a list"}
+        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"must be {names[int]}, got {value!r}"
+        if not isinstance(value, self.kind) or (self.kind is str and not value.strip()):
+            return f"must be {names.get(self.kind, self.kind.__name__)}, got {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {self.minimum}, got {value}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {self.maximum}, got {value}"
+        return None
+
+
 class Family(ABC):
     """A model family. Subclasses are stateless; one instance lives in the registry."""
 
@@ -153,6 +177,43 @@ class Family(ABC):
     }
     #: int8: ONNX Runtime quantization method, op types, excluded node patterns.
     int8_defaults: ClassVar[dict[str, Any]] = {"method": "dynamic", "op_types": None, "exclude_nodes": [], "per_channel": True}
+    #: The model entry's ``options`` this family takes (none by default); ``check_options``
+    #: holds every path (real and synthetic checkpoints) to them.
+    option_specs: ClassVar[dict[str, Option]] = {}
+    #: The family a linked model (``links``) must be of, by role.
+    link_families: ClassVar[dict[str, str]] = {}
+
+    # -- plan-time checks --------------------------------------------------------------------
+    def check_options(self, options: dict[str, Any]) -> None:
+        """ConfigError for an option this family does not take (with "did you mean") or a
+        value of the wrong kind; the same check for real and synthetic checkpoints."""
+        import difflib
+
+        from ttskiln.errors import ConfigError
+
+        if not options:
+            return
+        if not self.option_specs:
+            raise ConfigError(f"options: {self.name} takes no options; got {sorted(options)}")
+        unknown = sorted(str(k) for k in options if k not in self.option_specs)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(self.option_specs), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown {self.name} options {unknown}{hint}; known: {list(self.option_specs)}")
+        for key, value in options.items():
+            problem = self.option_specs[key].problem(value)
+            if problem:
+                raise ConfigError(f"options.{key}: {problem}")
+
+    def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
+                   points: list[Any], checkpoint: Path | None) -> None:
+        """ConfigError for a limit of this family a point or an option breaks (text tokens
+        above the model's positions, say), so that no job fails on it later. ``checkpoint``
+        is the checkpoint folder or file (None for a synthetic checkpoint not yet written)."""
+
+    def input_limits(self, info: ModelInfo, component: str) -> dict[str, tuple[int, int]]:
+        """Integer inputs' allowed range (inclusive), e.g. token ids inside the vocabulary."""
+        return {}
 
     # -- checkpoints -------------------------------------------------------------------------
     @abstractmethod

@@ -39,7 +39,9 @@ Synthesis in a few calls::
 Text -> waveform: with ``options: {vocoder: <a vocos model of the config>}`` the model runs the
 ``synth`` chain at every profile point (``chain.py``: ONNX DiT + ONNX Vocos against PyTorch, from
 the same noise; drift rows, per-step DiT latency, end-to-end RTF at NFE 16/32, a WAV);
-``options: {max_frames: N}`` bounds a request's total frames (default 3000, the released range).
+``options: {max_frames: N}`` bounds a request's total frames (default 3000, the released range);
+``options: {reference_text: ..., chain_texts: [...]}`` choose what the chain says (by default
+texts the checkpoint's vocab.txt can spell). The plan checks all of this before any job runs.
 ``python -m ttskiln synth`` is the same chain on the command line.
 
 Presets: F5TTS_v1_Base (337,096,804 parameters), F5TTS_Base (v0 options, same size),
@@ -55,9 +57,10 @@ import numpy as np
 import yaml
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, TensorSpec
 from ttskiln.families.f5tts.config import (
     PRESETS,
+    TEXT_MAX_POSITIONS,
     TIME_SINUSOID_DIM,
     F5Config,
     model_block,
@@ -70,14 +73,19 @@ COMPONENT = "dit"
 CONFIG_FILE = "config.yaml"
 VOCAB_FILE = "vocab.txt"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-#: Architecture options, then the synth chain's (``chain.py``: a linked Vocos model, the
-#: largest total duration in frames).
-OPTION_KEYS = ("preset", "config", "vocab", "weights", "vocoder", "max_frames")
 SYNTHETIC_STEP = 1250000
 
 
 class F5TTSFamily(Family):
     name = "f5tts"
+    #: Architecture options, then the synth chain's (``chain.py``: a linked Vocos model, the
+    #: largest total duration in frames, the texts it speaks).
+    option_specs = {
+        "preset": Option(str), "config": Option(str), "vocab": Option(str), "weights": Option(str),
+        "vocoder": Option(str), "max_frames": Option(int, 2, TEXT_MAX_POSITIONS),
+        "chain_texts": Option(list), "reference_text": Option(str),
+    }
+    link_families = {"vocoder": "vocos"}
     presets = PRESETS
     default_tolerances = {"max_abs_err": 1e-4, "cosine": 0.99999, "snr_db": 60.0}
     default_profiles = {
@@ -99,9 +107,7 @@ class F5TTSFamily(Family):
     def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         checkpoint = Path(checkpoint)
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown f5tts options {unknown}; known: {list(OPTION_KEYS)}")
+        self.check_options(options)
         if checkpoint.is_dir():
             folder = checkpoint
             weights = _pick_weights(folder, options.get("weights"))
@@ -275,6 +281,31 @@ class F5TTSFamily(Family):
             return []
         max_frames_option(options or {})  # a bad max_frames fails at plan time
         return [CHAIN]
+
+    def input_limits(self, info: ModelInfo, component: str) -> dict[str, tuple[int, int]]:
+        """The graph's text ids: 0 (filler) .. text_num_embeds (vocab.txt ids shifted by one)."""
+        return {"text": (0, int(info.summary["text_num_embeds"]))}
+
+    def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
+                   points: list[Any], checkpoint: Path | None) -> None:
+        """The synth chain's limits: every point's frames within ``options.max_frames`` and
+        long enough for a reference, and the chain texts spelt with the model's vocab.txt."""
+        from ttskiln.families.f5tts.chain import DEFAULT_MAX_FRAMES, chain_layout, chain_texts, max_frames_option
+        from ttskiln.families.f5tts.vocab import synthetic_tokens
+
+        if not self.chains(info, options):
+            return
+        for point in points:
+            frames = int(point.sizes.get("frames", 0))
+            chain_layout(frames, int(point.sizes.get("batch", 1)))
+            limit = max_frames_option(options, max(DEFAULT_MAX_FRAMES, frames))
+            if frames > limit:
+                raise ConfigError(f"point {point.name} has {frames} frames, beyond options.max_frames {limit}")
+        if checkpoint is None:
+            vocab = {t: i for i, t in enumerate(synthetic_tokens(int(config["text_num_embeds"])))}
+        else:
+            vocab = self.vocab(checkpoint, config)
+        chain_texts(options, vocab)
 
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
         """ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos from the same noise:

@@ -51,7 +51,7 @@ DEFAULT_MAX_FRAMES = 3000
 #: Smallest reference: 3 hops (the mel front end needs more than n_fft / 2 samples).
 MIN_REF_FRAMES = 3
 #: Chain-only model options (``read_config`` accepts them; they do not change the graph).
-CHAIN_OPTION_KEYS = ("vocoder", "max_frames")
+CHAIN_OPTION_KEYS = ("vocoder", "max_frames", "chain_texts", "reference_text")
 #: Drift of the ONNX chain from the PyTorch chain after the whole loop (N steps, then the
 #: vocoder). Per-call fp32 differences (~1e-6) grow through the ODE and the vocoder's exp(),
 #: so these are looser than the per-graph tolerances. Keys a model entry's ``tolerances`` set
@@ -60,8 +60,10 @@ CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
     "mel": {"max_abs_err": 1e-2, "cosine": 0.9999, "snr_db": 40.0},
     "wave": {"max_abs_err": 1e-2, "cosine": 0.999, "snr_db": 30.0, "mrstft": 0.05, "logmel_l1": 0.02},
 }
-#: Texts of the chain job: within every vocabulary (the tiny synthetic one holds " " and
-#: ASCII 33..71: punctuation, digits, A-G).
+#: Default texts of the chain job (``options.reference_text`` and ``options.chain_texts``
+#: replace them): within the tiny synthetic vocabulary (" " and ASCII 33..71: punctuation,
+#: digits, A-G). For a vocabulary without them, ``chain_texts`` draws words from its own
+#: characters.
 CHAIN_REF_TEXT = "A BAD CAFE, 1 2 3."
 CHAIN_GEN_TEXTS = ("FADE 4 5 6, ACE 7 8 9.", "BEAD 9 8, CAGED 7 6.", "DECAF 5, BADGE 4 3 2 1.")
 #: Limits of a reduced-precision TensorRT-LLM engine's chain against PyTorch fp32 (explicit
@@ -89,6 +91,36 @@ def max_frames_option(options: dict[str, Any], default: int = DEFAULT_MAX_FRAMES
     if not 2 <= frames <= TEXT_MAX_POSITIONS:
         raise ConfigError(f"options.max_frames must be in [2, {TEXT_MAX_POSITIONS}] (upstream's text position table), got {frames}")
     return frames
+
+
+def chain_texts(options: dict[str, Any], vocab: dict[str, int]) -> tuple[str, tuple[str, ...]]:
+    """(reference text, texts to speak) of the synth chain: the model entry's
+    ``options.reference_text`` / ``options.chain_texts``, else the defaults when the vocabulary
+    holds their characters, else words of the vocabulary's own single-character tokens.
+    ConfigError (naming the option and the characters) for a text the vocabulary cannot spell."""
+    given = options.get("chain_texts")
+    if given is not None and (not isinstance(given, list) or not given or not all(isinstance(t, str) for t in given)):
+        raise ConfigError(f"options.chain_texts must be a non-empty list of texts, got {given!r}")
+    ref = options.get("reference_text")
+    if ref is not None and not isinstance(ref, str):
+        raise ConfigError(f"options.reference_text must be a text, got {ref!r}")
+    defaults = (CHAIN_REF_TEXT, *CHAIN_GEN_TEXTS)
+    if not all(t in vocab for text in defaults for t in char_tokens(text)):
+        letters = [t for t in vocab if len(t) == 1 and t.isalnum()] or [t for t in vocab if len(t) == 1 and not t.isspace()]
+        if not letters:
+            raise ConfigError("the model's vocab.txt holds no single-character token to write chain texts with; "
+                              "give options.reference_text and options.chain_texts")
+        space = " " if " " in vocab else ""
+        words = ["".join(letters[(i * 3 + j) % len(letters)] for j in range(4)) for i in range(12)]
+        defaults = tuple(space.join(words[k:k + 3]) for k in range(0, 12, 3))
+    ref = defaults[0] if ref is None else ref
+    texts = tuple(given) if given is not None else tuple(defaults[1:])
+    for what, text in (("options.reference_text", ref), *(("options.chain_texts", t) for t in texts)):
+        try:
+            text_ids(text, vocab, what)
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+    return ref, texts
 
 
 def text_ids(text: str, vocab: dict[str, int], what: str = "text") -> list[int]:
@@ -422,8 +454,9 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     velocities = {name: DitVelocity(dims, capture(run)) for name, run in runners.items()}
     vocoders = {primary: ort_voc, "pytorch-eager": torch_voc}
     vocab = fam.vocab(job.checkpoint, job.config)
-    texts = [CHAIN_GEN_TEXTS[i % len(CHAIN_GEN_TEXTS)] for i in range(requests)]
-    prepared = prepare(cfg, vocab, synthetic_reference(ref_len, job.seed, cfg.sample_rate, cfg.hop_length), CHAIN_REF_TEXT,
+    ref_text, gen_texts = chain_texts(job.options, vocab)
+    texts = [gen_texts[i % len(gen_texts)] for i in range(requests)]
+    prepared = prepare(cfg, vocab, synthetic_reference(ref_len, job.seed, cfg.sample_rate, cfg.hop_length), ref_text,
                        texts, sample_rate=cfg.sample_rate, durations=[frames] * requests, max_frames=max_frames,
                        max_tokens=frames - 1)
     noise = initial_noise(prepared.durations, cfg.mel_dim, np.random.default_rng(job.seed))

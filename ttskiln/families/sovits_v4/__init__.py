@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ComponentSpec, Family, ModelInfo, STATIC_INT8, ParityCase, TensorSpec
+from ttskiln.families.base import ComponentSpec, Family, ModelInfo, Option, ParityCase, STATIC_INT8, TensorSpec
 from ttskiln.ops.mel import synthetic_clamped_log_mel
 from ttskiln.families.sovits_v4.config import GENERATOR_KEYS, SovitsVocoderConfig, make_config_dict
 
@@ -31,7 +31,6 @@ WEIGHTS_FILE = "vocoder.pth"
 COMPONENT = "vocoder"
 NORMALIZED_COMPONENT = "vocoder_normalized"
 DEFAULT_PRESET = "sovits_v4"
-OPTIONS = ("preset", "config", "normalized_input")
 #: Pre-tanh output level the synthetic weights are calibrated to.
 SYNTHETIC_OUTPUT_STD = 0.5
 
@@ -40,6 +39,7 @@ class SovitsV4Family(Family):
     name = "sovits_v4"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
+    option_specs = {"preset": Option(str), "config": Option(dict), "normalized_input": Option(bool)}
     presets = {
         # The released v4 vocoder: 14,425,409 parameters.
         DEFAULT_PRESET: {},
@@ -71,9 +71,7 @@ class SovitsV4Family(Family):
                 "(gsv-v4-pretrained/vocoder.pth) or a folder holding it"
             )
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f"sovits_v4 options: unknown {unknown}; known options are {list(OPTIONS)}")
+        self.check_options(options)
         overrides = options.get("config") or {}
         if not isinstance(overrides, dict):
             raise ConfigError(

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError, InputError
-from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, TensorSpec
 from ttskiln.families.tortoise_gpt.config import (
     PRESETS,
     SAMPLE_RATE,
@@ -58,7 +58,6 @@ from ttskiln.families.tortoise_gpt.config import (
 )
 
 CONFIG_FILE = "config.json"
-OPTION_KEYS = ("preset", "unified_voice", "weights", "decode_steps")
 COMPONENTS = ("prefill", "decode")
 CHAIN = "generate"
 #: Buffers the released file carries (saved by an older transformers); upstream ignores them.
@@ -68,6 +67,7 @@ TRACE_SIZES = {"batch": 2, "tokens": 7}
 
 class TortoiseGPTFamily(Family):
     name = "tortoise_gpt"
+    option_specs = {"preset": Option(str), "unified_voice": Option(dict), "weights": Option(str), "decode_steps": Option(int, 1)}
     presets = PRESETS
     default_tolerances = {"max_abs_err": 1e-3, "cosine": 0.99999, "snr_db": 60.0}
     default_profiles = {
@@ -92,9 +92,7 @@ class TortoiseGPTFamily(Family):
     def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         checkpoint = Path(checkpoint)
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown tortoise_gpt options {unknown}; known: {list(OPTION_KEYS)}")
+        self.check_options(options)
         if checkpoint.is_dir():
             folder, weights = checkpoint, str(options.get("weights", WEIGHTS_FILE))
         elif checkpoint.is_file():
@@ -289,6 +287,27 @@ class TortoiseGPTFamily(Family):
     # -- chains ------------------------------------------------------------------------------
     def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
         return [CHAIN]
+
+    def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
+                   points: list[Any], checkpoint: Path | None) -> None:
+        """The generate chain's limits: each point's text tokens within max_text_tokens, and
+        the decode steps within the mel positions (the chain would fail or cut them)."""
+        from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS
+
+        cfg = TortoiseConfig.from_dict(config)
+        for point in points:
+            tokens = int(point.sizes.get("tokens", 0))
+            if tokens > cfg.max_text_tokens:
+                raise ConfigError(
+                    f"point {point.name} has {tokens} text tokens, above the model's max_text_tokens "
+                    f"{cfg.max_text_tokens}; lower the profile's tokens"
+                )
+        steps = int(options.get("decode_steps", config.get("decode_steps", DEFAULT_STEPS)))
+        if steps > cfg.max_new_tokens:
+            raise ConfigError(
+                f"options.decode_steps {steps} is above the {cfg.max_new_tokens} mel tokens the model generates "
+                f"(max_mel_tokens {cfg.max_mel_tokens} - 1; mel positions {cfg.mel_positions})"
+            )
 
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
         from ttskiln.families.tortoise_gpt.chain import run_generate_chain

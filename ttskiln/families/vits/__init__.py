@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, ParityCase, ParityCheck, STATIC_INT8, TensorSpec
+from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, STATIC_INT8, TensorSpec
 from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
 from ttskiln.families.vits.host import HostDims
 from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE
@@ -52,7 +52,6 @@ COMPONENTS = ("text_encoder", "duration_predictor", "flow", "decoder")
 SPEAKER_ENCODER = "speaker_encoder"
 #: Where the speaker encoder's config travels inside the model config (not a Coqui key).
 SE_KEY = "_speaker_encoder"
-OPTION_KEYS = ("max_tokens", "speaker_encoder", "reference_wav")
 CHAIN = "tts"
 
 
@@ -60,6 +59,7 @@ class VitsFamily(Family):
     name = "vits"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
+    option_specs = {"max_tokens": Option(int, 1), "speaker_encoder": Option(bool), "reference_wav": Option(str)}
     presets = PRESETS
     # Tolerances apply to every component; only the decoder (and the chain) make audio, so the
     # audio metrics are gated in the chain (``chain_tolerances``) and reported for the decoder.
@@ -89,9 +89,7 @@ class VitsFamily(Family):
     def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         checkpoint = Path(checkpoint)
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown vits options {unknown}; known: {list(OPTION_KEYS)}")
+        self.check_options(options)
         if not checkpoint.is_dir():
             raise CheckpointError(
                 f"{checkpoint} is not a folder; a YourTTS checkpoint is a folder with {WEIGHTS_FILE} and {CONFIG_FILE}"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ttskiln.errors import CheckpointError
+from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
 from ttskiln.families.vocos.config import VocosConfig, make_config_dict
 
@@ -143,6 +143,14 @@ class VocosFamily(Family):
     def check_checkpoint(self, checkpoint: Path, config: dict[str, Any]) -> None:
         self._state_dict(Path(checkpoint), VocosConfig.from_yaml_dict(config))
 
+    def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
+                   points: list[Any], checkpoint: Path | None) -> None:
+        """The ISTFT head must be invertible by overlap-add (see ``istft_overlap_problem``)."""
+        cfg = VocosConfig.from_yaml_dict(config)
+        problem = istft_overlap_problem(cfg.n_fft, cfg.hop_length, cfg.padding)
+        if problem:
+            raise ConfigError(f"head: {problem}")
+
     def load(self, checkpoint: Path, config: dict[str, Any]) -> Any:
         from ttskiln.families.vocos.modules import Vocos
 
@@ -190,6 +198,26 @@ class VocosFamily(Family):
 
     def parity_tolerance(self, case: ParityCase, output: str) -> float:
         return 1e-5
+
+
+def istft_overlap_problem(n_fft: int, hop: int, padding: str) -> str | None:
+    """Why a Hann-window ISTFT with ``n_fft`` and ``hop`` cannot be inverted by overlap-add
+    (the squared windows must overlap to a non-zero sum at every kept sample, the NOLA
+    condition upstream Vocos checks), or None."""
+    if padding == "same" and (n_fft - hop) % 2:
+        return f"padding 'same' needs an even n_fft - hop_length, got {n_fft} - {hop}"
+    if n_fft % hop:
+        return f"n_fft {n_fft} is not a multiple of hop_length {hop}"
+    # Away from the ends every sample sums the same n_fft / hop window values; near the ends
+    # (inside the trimmed part for hop < n_fft) fewer, but the first frame's are non-zero.
+    window_sq = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)) ** 2
+    if window_sq.reshape(-1, hop).sum(axis=0).min() <= 1e-11:
+        return (
+            f"the ISTFT with n_fft {n_fft} and hop_length {hop} cannot be inverted by overlap-add: the squared "
+            f"Hann windows sum to zero at some samples (the NOLA condition; upstream Vocos refuses it); use a hop "
+            f"of at most n_fft / 2"
+        )
+    return None
 
 
 def synthetic_log_mel(batch: int, n_mels: int, frames: int, rng: np.random.Generator) -> np.ndarray:
