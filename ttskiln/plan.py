@@ -201,7 +201,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
     sha = None
     if isinstance(ckpt, dict):
         synthetic = {"preset": ckpt["synthetic"], "seed": int(ckpt.get("seed", 0)), "overrides": dict(ckpt.get("overrides") or {})}
-        config = family.synthetic_config(synthetic["preset"], synthetic["overrides"])
+        config = family.synthetic_options(family.synthetic_config(synthetic["preset"], synthetic["overrides"]), options)
         checkpoint = synthetic_dir(name)
     else:
         synthetic = None
