@@ -268,3 +268,98 @@ def test_vits_speaker_encoder_false_on_a_synthetic_model_schedules_no_encoder(tm
     assert model.info.summary["max_tokens"] == 99
     with pytest.raises(Exception, match="speaker_encoder must be true or false"):
         build_plan({"models": {"m": {**entry, "options": {"speaker_encoder": "no"}}}}, tmp_path)
+
+
+# -- Vocos with AdaLayerNorm (the EnCodec variant's decode path) -----------------------------
+VOCOS = get_family("vocos")
+
+
+def _reference_backbone(state: dict, cfg, features: torch.Tensor, bandwidth_id: torch.Tensor) -> torch.Tensor:
+    """Upstream's VocosBackbone with AdaLayerNorm, from the state_dict with functional ops:
+    norm(x, id) = layer_norm(x) * scale.weight[id] + shift.weight[id] (one id for the whole
+    batch, as upstream's decode is called)."""
+    F = torch.nn.functional
+    sd = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+
+    def ada(x, prefix):
+        return F.layer_norm(x, (cfg.dim,), eps=1e-6) * sd[f"{prefix}.scale.weight"][bandwidth_id] + sd[f"{prefix}.shift.weight"][bandwidth_id]
+
+    x = F.conv1d(features, sd["embed.weight"], sd["embed.bias"], padding=3)
+    x = ada(x.transpose(1, 2), "norm").transpose(1, 2)
+    for i in range(cfg.num_layers):
+        p = f"convnext.{i}"
+        y = F.conv1d(x, sd[f"{p}.dwconv.weight"], sd[f"{p}.dwconv.bias"], padding=3, groups=cfg.dim).transpose(1, 2)
+        y = ada(y, f"{p}.norm")
+        y = F.linear(F.gelu(F.linear(y, sd[f"{p}.pwconv1.weight"], sd[f"{p}.pwconv1.bias"])), sd[f"{p}.pwconv2.weight"], sd[f"{p}.pwconv2.bias"])
+        x = x + (sd[f"{p}.gamma"] * y).transpose(1, 2)
+    return F.layer_norm(x.transpose(1, 2), (cfg.dim,), sd["final_layer_norm.weight"], sd["final_layer_norm.bias"], eps=1e-6)
+
+
+@pytest.fixture(scope="module")
+def encodec_tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vocos_encodec")
+    VOCOS.write_synthetic(VOCOS.synthetic_config("encodec-tiny", {}), folder, seed=4)
+    # The released file also holds the EnCodec model and its codebooks; they are not read.
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    state["feature_extractor.codebook_weights"] = torch.randn(4 * 8, 128)
+    state["feature_extractor.encodec.encoder.model.0.conv.conv.weight_g"] = torch.ones(4, 1, 1)
+    torch.save(state, folder / "pytorch_model.bin")
+    return folder
+
+
+def test_vocos_adalayernorm_matches_the_upstream_math(encodec_tiny):
+    from ttskiln.families.vocos.config import VocosConfig
+
+    config = VOCOS.read_config(encodec_tiny, {})  # was: refused ("mel Vocos only")
+    cfg = VocosConfig.from_yaml_dict(config)
+    assert (cfg.features, cfg.adanorm_num_embeddings, cfg.n_mels, cfg.sample_rate) == ("encodec", 4, 128, 24000)
+    info = VOCOS.describe(config)
+    spec = info.component("vocoder")
+    assert [(t.name, t.dtype) for t in spec.inputs] == [("features", "float32"), ("bandwidth_id", "int64")]
+    model = VOCOS.load(encodec_tiny, config)
+    assert info.summary["parameters"] == sum(p.numel() for p in model.parameters())
+    state = model.state_dict()
+    assert state["backbone.convnext.0.norm.scale.weight"].shape == (4, cfg.dim)
+    features = 2 * torch.randn(1, 128, 9, generator=torch.Generator().manual_seed(0))
+    outs = []
+    with torch.no_grad():
+        for bandwidth in range(4):
+            ids = torch.tensor([bandwidth])
+            got = model.backbone(features, ids)
+            torch.testing.assert_close(got, _reference_backbone(state, cfg, features, ids), rtol=1e-5, atol=1e-5)
+            outs.append(model.decode(features, ids))
+    assert float((outs[0] - outs[3]).abs().max()) > 1e-3  # the bandwidth id matters
+
+
+def test_vocos_adalayernorm_exports_with_an_int64_bandwidth_id(encodec_tiny, tmp_path):
+    import onnx
+
+    from ttskiln.export import FORBIDDEN_OPS, export_component
+    from ttskiln.runtime import ort_session, torch_run
+
+    config = VOCOS.read_config(encodec_tiny, {})
+    out = tmp_path / "vocoder.onnx"
+    export_component(family="vocos", checkpoint=str(encodec_tiny), options={}, component="vocoder", opset=18, output=str(out))
+    graph = onnx.load(str(out))
+    assert {i.name: i.type.tensor_type.elem_type for i in graph.graph.input} == {
+        "features": onnx.TensorProto.FLOAT, "bandwidth_id": onnx.TensorProto.INT64}
+    assert not {n.op_type for n in graph.graph.node} & FORBIDDEN_OPS
+    info = VOCOS.describe(config)
+    inputs = VOCOS.make_inputs(info, "vocoder", {"batch": 2, "frames": 11}, np.random.default_rng(1))
+    inputs["bandwidth_id"] = np.array([0, 3], dtype=np.int64)  # a different bandwidth per row
+    want = torch_run(VOCOS.component_module(VOCOS.load(encodec_tiny, config), "vocoder"), info.component("vocoder"), inputs)["audio"]
+    got = ort_session(out).run(["audio"], inputs)[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    model = VOCOS.load(encodec_tiny, config)
+    with torch.no_grad():  # row 1 is what upstream gives for that row alone, with its id
+        alone = model.decode(torch.from_numpy(inputs["features"][1:]), torch.tensor([3]))
+    np.testing.assert_allclose(want[1:], alone.numpy(), atol=1e-5)
+
+
+def test_vocos_encodec_preset_plans(tmp_path):
+    from ttskiln.plan import build_plan
+
+    plan = build_plan({"models": {"v": {"family": "vocos", "checkpoint": {"synthetic": "encodec-tiny"}}}}, tmp_path)
+    info = plan.models["v"].info
+    assert info.component("vocoder").input_names[1] == "bandwidth_id"
+    assert info.hop_length == 80 and info.sample_rate == 24000
