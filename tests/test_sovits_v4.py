@@ -137,13 +137,18 @@ def test_missing_key_is_named(case_copy, upstream):
         SOVITS.check_checkpoint(case_copy, config)
 
 
-def test_training_layout_is_refused_with_advice(case_copy, upstream):
+def test_training_layout_is_folded_at_load(case_copy, upstream):
     _, config, _ = upstream
     state = torch.load(case_copy / "vocoder.pth", weights_only=True)
     weight = state.pop("ups.0.weight")
-    state["ups.0.weight_g"], state["ups.0.weight_v"] = weight.norm(dim=(1, 2), keepdim=True), weight
+    # v = 3 * weight, g = ||weight||: folding gives back weight (ConvTranspose1d: norm per input channel).
+    state["ups.0.weight_g"], state["ups.0.weight_v"] = weight.norm(dim=(1, 2), keepdim=True), 3 * weight
     torch.save(state, case_copy / "vocoder.pth")
-    with pytest.raises(CheckpointError, match="weight-norm keys"):
+    model = SOVITS.load(case_copy, config)
+    torch.testing.assert_close(model.state_dict()["ups.0.weight"], weight.float())
+    del state["ups.0.weight_v"]
+    torch.save(state, case_copy / "vocoder.pth")
+    with pytest.raises(CheckpointError, match=r"weight-norm layer ups\.0 lacks its weight_v"):
         SOVITS.check_checkpoint(case_copy, config)
 
 

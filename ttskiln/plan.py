@@ -227,7 +227,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         _check_overrides(synthetic["overrides"], "checkpoint.overrides")
         _check_override_kinds(synthetic["overrides"], family.presets.get(synthetic["preset"]) or {})
         try:
-            config = family.synthetic_config(synthetic["preset"], synthetic["overrides"])
+            config = family.synthetic_options(family.synthetic_config(synthetic["preset"], synthetic["overrides"]), options)
             family.describe(config)
         except TtskilnError:
             raise

@@ -229,6 +229,12 @@ class Family(ABC):
     def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
         """The configuration of a synthetic checkpoint (same layout as ``read_config``)."""
 
+    def synthetic_options(self, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """A synthetic checkpoint's configuration with the model entry's ``options`` applied,
+        where they change the model as ``read_config`` applies them to a real one (default:
+        unchanged)."""
+        return config
+
     @abstractmethod
     def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
         """Write seeded random weights for ``config`` in the released file format."""

@@ -3,7 +3,8 @@
 ``bigvgan_generator.pt`` holds ``{"generator": state_dict}``. Every convolution is stored in the
 legacy ``torch.nn.utils.weight_norm`` layout (``weight_g`` [dim0, 1, 1] and ``weight_v``,
 weight = g * v / ||v|| with the norm over all axes but 0; for a ConvTranspose1d, whose weight is
-[in, out, k], axis 0 is the INPUT channel). Already-folded files (plain ``weight``) load too.
+[in, out, k], axis 0 is the INPUT channel). Files saved with torch's parametrizations
+(``parametrizations.weight.original0/1``) and already-folded files (plain ``weight``) load too.
 Every anti-aliased activation also stores its resampling taps as two [1, 1, 12] buffers.
 """
 
@@ -18,9 +19,10 @@ from ttskiln.errors import CheckpointError
 from ttskiln.families.bigvgan.activations import DOWNSAMPLE_TAPS_KEY, UPSAMPLE_TAPS_KEY
 from ttskiln.families.bigvgan.filters import FILTER_TAPS, kaiser_sinc_lowpass
 from ttskiln.families.bigvgan.modules import BigVGANGenerator
+from ttskiln.families.weight_norm import LEGACY, fold, legacy_layout
 
 GENERATOR_KEY = "generator"
-WEIGHT_NORM_SUFFIXES = (".weight_g", ".weight_v")
+WEIGHT_NORM_SUFFIXES = LEGACY
 TAPS_SHAPE = (1, 1, FILTER_TAPS)
 
 
@@ -45,9 +47,7 @@ def released_shapes(model: BigVGANGenerator, weight_norm: bool) -> dict[str, tup
 
 def fold_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """g * v / ||v||, the norm over every axis but 0. g: (d0, 1, ..), v: (d0, ...) -> like v."""
-    dims = tuple(range(1, v.dim()))
-    norm = torch.linalg.vector_norm(v, dim=dims, keepdim=True)
-    return v * (g / norm)
+    return fold(g, v)
 
 
 def generator_state(
@@ -58,6 +58,7 @@ def generator_state(
     Returns the folded parameters (float32, keyed like ``model.state_dict()``) and, per
     activation prefix, its (upsample, downsample) taps.
     """
+    file_state = legacy_layout(file_state, source)
     weight_norm = is_weight_norm_layout(file_state)
     match_state_dict(file_state, released_shapes(model, weight_norm), source)
     state = {k: v.to(torch.float32) for k, v in file_state.items() if isinstance(v, torch.Tensor)}

@@ -2,6 +2,8 @@
 
 Checkpoint: ``vocoder.pth`` (``gsv-v4-pretrained/vocoder.pth`` in the Hub repo
 lj1995/GPT-SoVITS), a plain state_dict with weight norm already folded, or a folder holding it.
+A generator saved before weight norm was removed (``weight_g``/``weight_v`` or torch's
+``parametrizations.weight.original0/1``) is folded at load.
 The file carries no configuration; the model entry's ``options`` give it:
 
 - ``preset``: a preset name (``sovits_v4``, the released model, or ``tiny``);
@@ -106,8 +108,9 @@ class SovitsV4Family(Family):
 
         from ttskiln.checkpoint import load_tensors, shapes_of
         from ttskiln.families.sovits_v4.modules import SovitsGenerator
+        from ttskiln.families.weight_norm import fold_weight_norm
 
-        state = load_tensors(path)
+        state = fold_weight_norm(load_tensors(path), str(path))
         found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
         for preset, overrides in self.presets.items():
             with torch.device("meta"):
@@ -213,15 +216,13 @@ class SovitsV4Family(Family):
 
         from ttskiln.checkpoint import load_tensors, match_state_dict, shapes_of
         from ttskiln.families.sovits_v4.modules import SovitsGenerator
+        from ttskiln.families.weight_norm import fold_weight_norm
 
         path = _weights_path(checkpoint)
         state = load_tensors(path)
-        if any(k.endswith((".weight_g", ".weight_v")) for k in state):
-            raise CheckpointError(
-                f"{path} holds weight-norm keys (weight_g/weight_v): a training-layout generator. "
-                "The released vocoder.pth is folded (upstream calls remove_weight_norm() before saving); "
-                "fold it the same way, then point ttskiln at the result"
-            )
+        # A training-layout generator (weight norm not yet removed, legacy or parametrization
+        # keys) folds to the released layout here.
+        state = fold_weight_norm(state, str(path))
         with torch.device("meta"):
             expected = shapes_of(SovitsGenerator(cfg))
         try:

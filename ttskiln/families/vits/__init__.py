@@ -1,33 +1,44 @@
-"""The VITS family in its YourTTS configuration (Coqui TTS, idiap/coqui-ai-TTS ``Vits``).
+"""The VITS family (Coqui TTS, idiap/coqui-ai-TTS ``Vits``): YourTTS and plain VITS models.
 
 Checkpoint: a folder in the layout of Coqui's released model zip —
-``model_file.pth`` (trainer dict ``{"model": state_dict, "config": ..., ...}``, legacy
-``weight_g``/``weight_v`` weight norm, folded at load), ``config.json`` (coqpit),
-``speakers.json`` (d-vectors) and ``language_ids.json``; with the speaker encoder
-(``model_se.pth`` + ``config_se.json``, ``speaker.py``) when the folder holds both. Only
-d-vector models with the stochastic duration predictor are supported (YourTTS). ``options``:
-``max_tokens`` (the longest token sequence accepted; default the config's ``max_text_len`` or
-1024); ``speaker_encoder: false`` leaves a present speaker encoder out; ``reference_wav``: the
-voice the ``tts`` chain embeds (a mono PCM WAV at the encoder's rate; default a seeded clip).
+``model_file.pth`` (trainer dict ``{"model": state_dict, "config": ..., ...}``, weight norm
+in the legacy ``weight_g``/``weight_v`` or the parametrization layout, folded at load),
+``config.json`` (coqpit) and, by the model's kind, ``speakers.json`` (d-vectors),
+``speakers.pth`` (speaker name -> id; it gives the number of speakers, as upstream) and
+``language_ids.json``; with the speaker encoder (``model_se.pth`` + ``config_se.json``,
+``speaker.py``) when a d-vector model's folder holds both. The speaker is given as a d-vector
+(``use_d_vector_file``, YourTTS), as a speaker id through ``emb_g`` (``use_speaker_embedding``
+with speakers, multi-speaker VCTK models), or not at all (single-speaker); the language
+embedding ``emb_l`` is optional. Only the stochastic duration predictor is supported.
+``options``: ``max_tokens`` (the longest token sequence accepted; default the config's
+``max_text_len`` or 1024); ``speaker_encoder: false`` leaves a speaker encoder out (present
+files, or a synthetic preset's); ``reference_wav``: the voice the ``tts`` chain embeds (a mono
+PCM WAV at the encoder's rate; default a seeded clip).
 
-Components, split where the output length depends on the data (the ceil of the durations):
+Components, split where the output length depends on the data (the ceil of the durations).
+The speaker input ``spk`` below is ``g`` [B, D] float (normalised d-vector), ``sid`` [B] int64
+(the graphs look up ``emb_g``), or absent; ``language_id`` [B] int64 is present only with a
+language embedding (``modules.graph_inputs``):
 
-* ``text_encoder``: tokens [B, T] int64, lengths [B] int64, language_id [B] int64 ->
+* ``text_encoder``: tokens [B, T] int64, lengths [B] int64, language_id ->
   x [B, H+L, T], m_p, logs_p [B, H, T], x_mask [B, 1, T];
-* ``duration_predictor``: stochastic DP in reverse; x, x_mask, g [B, D] (normalised d-vector),
-  language_id, noise [B, 2, T] (already times noise_scale_dp) -> logw [B, 1, T];
+* ``duration_predictor``: stochastic DP in reverse; x, x_mask, spk (when the DP is
+  conditioned on the speaker), language_id, noise [B, 2, T] (already times noise_scale_dp) ->
+  logw [B, 1, T];
 * host (numpy, ``host.py``): durations = ceil(exp(logw)), path, expansion of m_p/logs_p;
-* ``flow``: m_p, logs_p, noise [B, H, F] (already times noise_scale), y_mask [B, 1, F], g ->
+* ``flow``: m_p, logs_p, noise [B, H, F] (already times noise_scale), y_mask [B, 1, F], spk ->
   z_p, z (coupling flows in reverse);
-* ``decoder``: HiFi-GAN, z [B, H, F], g -> audio [B, F * hop];
+* ``decoder``: HiFi-GAN, z [B, H, F], spk -> audio [B, F * hop];
 * ``speaker_encoder`` (when present): waveform [B, ref_samples] -> unit d-vector [B, D], the
   spectrogram front end inside the graph. Its profile axis ``ref_samples`` defaults to
   0.5-2.5 s (2.5 s = the 250-frame windows upstream embeds) when a profile does not set it.
 
-Chain ``tts``: seeded text ids and d-vector (with a speaker encoder: the d-vector of a seeded
+Chain ``tts``: seeded text ids and speaker (with a speaker encoder: the d-vector of a seeded
 reference WAV, through the encoder) -> waveform through the ONNX graphs and through PyTorch
 with the same noise (``chain.py``). Presets: ``yourtts`` (released sizes, with the released
-encoder's layout), ``tiny``, ``demo`` (both with a small encoder).
+encoder's layout), ``tiny``, ``demo`` (both with a small encoder). Synthetic overrides
+``speakers: embedding|none`` (with ``num_speakers``, ``speaker_embedding_dim``) and
+``languages: []`` make the other kinds.
 """
 
 from __future__ import annotations
@@ -42,7 +53,8 @@ from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, STATIC_INT8, TensorSpec
 from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
 from ttskiln.families.vits.host import HostDims
-from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE
+from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE, SPEAKER_IDS_FILE
+from ttskiln.families.vits.modules import graph_inputs
 
 WEIGHTS_FILE = "model_file.pth"
 CONFIG_FILE = "config.json"
@@ -82,7 +94,7 @@ class VitsFamily(Family):
     def checkpoint_files(self, checkpoint: Path) -> list[Path]:
         checkpoint = Path(checkpoint)
         files = [checkpoint / WEIGHTS_FILE, checkpoint / CONFIG_FILE]
-        optional = (SPEAKERS_FILE, LANGUAGES_FILE, SE_WEIGHTS_FILE, SE_CONFIG_FILE)
+        optional = (SPEAKERS_FILE, SPEAKER_IDS_FILE, LANGUAGES_FILE, SE_WEIGHTS_FILE, SE_CONFIG_FILE)
         files += [checkpoint / n for n in optional if (checkpoint / n).is_file()]
         return files
 
@@ -90,6 +102,7 @@ class VitsFamily(Family):
         checkpoint = Path(checkpoint)
         options = dict(options or {})
         self.check_options(options)
+        wanted = options.get("speaker_encoder", True)
         if not checkpoint.is_dir():
             raise CheckpointError(
                 f"{checkpoint} is not a folder; a YourTTS checkpoint is a folder with {WEIGHTS_FILE} and {CONFIG_FILE}"
@@ -103,13 +116,15 @@ class VitsFamily(Family):
             raise CheckpointError(f"{checkpoint / CONFIG_FILE} is not valid JSON: {exc}") from exc
         if "max_tokens" in options:
             data["max_text_len"] = int(options["max_tokens"])
+        ids = _speaker_ids(checkpoint)
+        if ids is not None and isinstance(data.get("model_args"), dict) and data["model_args"].get("use_speaker_embedding"):
+            # As upstream: the speaker ids file, when present, gives the number of speakers.
+            data["model_args"]["num_speakers"] = len(ids)
         cfg = VitsConfig.from_dict(data, str(checkpoint / CONFIG_FILE)).validate(str(checkpoint / CONFIG_FILE))
         data.pop(SE_KEY, None)
         se_files = [checkpoint / SE_WEIGHTS_FILE, checkpoint / SE_CONFIG_FILE]
-        wanted = options.get("speaker_encoder", True)
-        if not isinstance(wanted, bool):
-            raise ConfigError(f"vits option speaker_encoder must be true or false, got {wanted!r}")
-        if wanted and any(p.is_file() for p in se_files):
+        # A speaker encoder makes d-vectors: a model that takes speaker ids (or none) has no use for one.
+        if wanted and cfg.speaker_mode == "d_vector" and any(p.is_file() for p in se_files):
             missing = [p.name for p in se_files if not p.is_file()]
             if missing:
                 raise CheckpointError(f"{checkpoint}: the speaker encoder needs {SE_WEIGHTS_FILE} and {SE_CONFIG_FILE}; "
@@ -135,12 +150,27 @@ class VitsFamily(Family):
         encoder = args.pop("speaker_encoder", None)  # a dict of layout overrides, or None/False
         try:
             config = make_config_dict(**args)
+            if not config["model_args"]["use_d_vector_file"]:
+                encoder = None  # a speaker encoder makes d-vectors; this model takes none
             if isinstance(encoder, dict):
                 config[SE_KEY] = make_se_config(proj_dim=config["model_args"]["d_vector_dim"], **encoder)
             elif encoder not in (None, False):
                 raise CheckpointError(f"synthetic vits speaker_encoder must be a mapping or false, got {encoder!r}")
         except TypeError as exc:
             raise CheckpointError(f"synthetic vits overrides: {exc}") from exc
+        return config
+
+    def synthetic_options(self, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """``max_tokens`` and ``speaker_encoder: false`` apply as they do to a real checkpoint."""
+        options = dict(options or {})
+        self.check_options(options)
+        wanted = options.get("speaker_encoder", True)
+        config = dict(config)
+        if "max_tokens" in options:
+            config["max_text_len"] = int(options["max_tokens"])
+        if not wanted:
+            config.pop(SE_KEY, None)
+        self.config(config)
         return config
 
     def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
@@ -164,10 +194,15 @@ class VitsFamily(Family):
             torch.save(trainer, tmp)
         write_text(destination / CONFIG_FILE, json.dumps(config, indent=2))
         rng = np.random.default_rng(seed)
-        speakers = {f"spk{i}_clip.wav": {"name": f"spk{i}", "embedding": rng.standard_normal(cfg.d_vector_dim).round(5).tolist()}
-                    for i in range(2)}
-        write_text(destination / SPEAKERS_FILE, json.dumps(speakers))
-        write_text(destination / LANGUAGES_FILE, json.dumps({name: i for i, name in enumerate(config.get("languages", []))}))
+        if cfg.speaker_mode == "d_vector":
+            speakers = {f"spk{i}_clip.wav": {"name": f"spk{i}", "embedding": rng.standard_normal(cfg.d_vector_dim).round(5).tolist()}
+                        for i in range(2)}
+            write_text(destination / SPEAKERS_FILE, json.dumps(speakers))
+        elif cfg.speaker_mode == "embedding":
+            with atomic_path(destination / SPEAKER_IDS_FILE) as tmp:
+                torch.save({f"spk{i}": i for i in range(cfg.num_speakers)}, tmp)
+        if cfg.language_dim:
+            write_text(destination / LANGUAGES_FILE, json.dumps({name: i for i, name in enumerate(config.get("languages", []))}))
 
     @staticmethod
     def config(config: dict[str, Any]) -> VitsConfig:
@@ -183,7 +218,8 @@ class VitsFamily(Family):
 
     def host_dims(self, config: dict[str, Any]) -> HostDims:
         cfg = self.config(config)
-        return HostDims(cfg.hidden, cfg.d_vector_dim, cfg.num_chars, cfg.num_languages, cfg.max_tokens, cfg.hop_length)
+        return HostDims(cfg.hidden, cfg.d_vector_dim, cfg.num_chars, cfg.num_languages, cfg.max_tokens, cfg.hop_length,
+                        cfg.speaker_mode, cfg.num_speakers)
 
     def describe(self, config: dict[str, Any]) -> ModelInfo:
         cfg = self.config(config)
@@ -193,34 +229,41 @@ class VitsFamily(Family):
         text_trace = {"batch": 2, "tokens": 17}
         frame_trace = {"batch": 2, "frames": 23}
         common: dict[str, Any] = {"time_axis": "frames", "audio_output": None}
+        tensors = {
+            "tokens": TensorSpec("tokens", ("batch", "tokens"), "int64"), "lengths": TensorSpec("lengths", ("batch",), "int64"),
+            "language_id": TensorSpec("language_id", ("batch",), "int64"), "g": TensorSpec("g", ("batch", d)),
+            "sid": TensorSpec("sid", ("batch",), "int64"),
+        }
+
+        def text(name: str) -> TensorSpec:
+            return tensors.get(name) or TensorSpec(name, ("batch", {"x": c, "x_mask": 1, "noise": 2}[name], "tokens"))
+
+        def frames(name: str) -> TensorSpec:
+            return tensors.get(name) or TensorSpec(name, ("batch", 1 if name == "y_mask" else h, "frames"))
+
         specs = (
             ComponentSpec(
                 "text_encoder",
-                inputs=(TensorSpec("tokens", ("batch", "tokens"), "int64"), TensorSpec("lengths", ("batch",), "int64"),
-                        TensorSpec("language_id", ("batch",), "int64")),
+                inputs=tuple(text(n) for n in graph_inputs(cfg, "text_encoder")),
                 outputs=(TensorSpec("x", ("batch", c, "tokens")), TensorSpec("m_p", ("batch", h, "tokens")),
                          TensorSpec("logs_p", ("batch", h, "tokens")), TensorSpec("x_mask", ("batch", 1, "tokens"))),
                 profile_axes=("batch", "tokens"), axis_min=text_axes, trace_sizes=text_trace, **common,
             ),
             ComponentSpec(
                 "duration_predictor",
-                inputs=(TensorSpec("x", ("batch", c, "tokens")), TensorSpec("x_mask", ("batch", 1, "tokens")),
-                        TensorSpec("g", ("batch", d)), TensorSpec("language_id", ("batch",), "int64"),
-                        TensorSpec("noise", ("batch", 2, "tokens"))),
+                inputs=tuple(text(n) for n in graph_inputs(cfg, "duration_predictor")),
                 outputs=(TensorSpec("logw", ("batch", 1, "tokens")),),
                 profile_axes=("batch", "tokens"), axis_min=text_axes, trace_sizes=text_trace, **common,
             ),
             ComponentSpec(
                 "flow",
-                inputs=(TensorSpec("m_p", ("batch", h, "frames")), TensorSpec("logs_p", ("batch", h, "frames")),
-                        TensorSpec("noise", ("batch", h, "frames")), TensorSpec("y_mask", ("batch", 1, "frames")),
-                        TensorSpec("g", ("batch", d))),
+                inputs=tuple(frames(n) for n in graph_inputs(cfg, "flow")),
                 outputs=(TensorSpec("z_p", ("batch", h, "frames")), TensorSpec("z", ("batch", h, "frames"))),
                 profile_axes=("batch", "frames"), axis_min=frame_axes, trace_sizes=frame_trace, **common,
             ),
             ComponentSpec(
                 "decoder",
-                inputs=(TensorSpec("z", ("batch", h, "frames")), TensorSpec("g", ("batch", d))),
+                inputs=tuple(frames(n) for n in graph_inputs(cfg, "decoder")),
                 outputs=(TensorSpec("audio", ("batch", "samples")),),
                 profile_axes=("batch", "frames"), time_axis="frames", axis_min=frame_axes,
                 audio_output="audio", trace_sizes=frame_trace,
@@ -251,6 +294,7 @@ class VitsFamily(Family):
                 "flows": cfg.flows, "flow_layers": cfg.flow_layers, "resblock_type": cfg.resblock_type,
                 "upsample_rates": list(cfg.upsample_rates), "upsample_initial": cfg.upsample_initial,
                 "d_vector_dim": cfg.d_vector_dim, "languages": cfg.num_languages, "num_chars": cfg.num_chars,
+                "speaker_mode": cfg.speaker_mode, "num_speakers": cfg.num_speakers, "speaker_dim": cfg.speaker_dim,
                 "max_tokens": cfg.max_tokens,
                 **({} if se is None else {"speaker_encoder": {
                     "sample_rate": se.sample_rate, "n_mels": se.n_mels, "hop_length": se.hop_length,
@@ -297,15 +341,13 @@ class VitsFamily(Family):
 
     # -- components --------------------------------------------------------------------------
     def component_module(self, model: Any, component: str) -> Any:
-        from ttskiln.families.vits import modules
+        from ttskiln.families.vits.modules import graph
 
-        graphs = {"text_encoder": modules.TextEncoderGraph, "duration_predictor": modules.DurationGraph,
-                  "flow": modules.FlowGraph, "decoder": modules.DecoderGraph}
         if component == SPEAKER_ENCODER and getattr(model, "speaker_encoder", None) is not None:
             return model.speaker_encoder.eval()
-        if component not in graphs:
-            raise KeyError(f"vits components are {list(graphs)}; got {component!r}")
-        return graphs[component](model).eval()
+        if component not in COMPONENTS:
+            raise KeyError(f"vits components are {list(COMPONENTS)}; got {component!r}")
+        return graph(model, component).eval()
 
     def make_inputs(
         self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
@@ -313,9 +355,6 @@ class VitsFamily(Family):
         s = info.summary
         b = int(sizes["batch"])
         h, c, d = s["hidden"], s["text_channels"], s["d_vector_dim"]
-        g = rng.standard_normal((b, d)).astype(np.float32)
-        g /= np.linalg.norm(g, axis=1, keepdims=True)
-        lang = rng.integers(0, max(1, s["languages"]), size=b).astype(np.int64)
         if component == SPEAKER_ENCODER:
             from ttskiln.families.vits.speaker import synthetic_reference
 
@@ -323,26 +362,36 @@ class VitsFamily(Family):
             rate = s["speaker_encoder"]["sample_rate"]
             clips = [synthetic_reference(rate, n / rate + 0.01, int(rng.integers(0, 2**31 - 1)))[:n] for _ in range(b)]
             return {"waveform": np.stack(clips).astype(np.float32)}
+        if component not in COMPONENTS:
+            raise KeyError(f"vits components are {list(COMPONENTS)}; got {component!r}")
+        g = rng.standard_normal((b, max(d, 1))).astype(np.float32)
+        g /= np.linalg.norm(g, axis=1, keepdims=True)
+        cond = {"g": g[:, :d],
+                "sid": rng.integers(0, max(1, s.get("num_speakers", 0)), size=b).astype(np.int64),
+                "language_id": rng.integers(0, max(1, s["languages"]), size=b).astype(np.int64)}
+        wanted = info.component(component).input_names
         if component in ("text_encoder", "duration_predictor"):
             t = int(sizes["tokens"])
             lengths = np.maximum(1, t - np.arange(b) * (t // 4)).astype(np.int64)
             mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.float32)[:, None, :]
             if component == "text_encoder":
                 tokens = rng.integers(0, s["num_chars"], size=(b, t)).astype(np.int64)
-                return {"tokens": tokens, "lengths": lengths, "language_id": lang}
-            x = (rng.standard_normal((b, c, t)) * mask).astype(np.float32)
-            noise = (0.8 * rng.standard_normal((b, 2, t))).astype(np.float32)
-            return {"x": x, "x_mask": mask, "g": g, "language_id": lang, "noise": noise}
-        f = int(sizes["frames"])
-        if component == "flow":
-            m_p = (0.6 * rng.standard_normal((b, h, f))).astype(np.float32)
-            logs_p = (-0.5 + 0.3 * rng.standard_normal((b, h, f))).astype(np.float32)
-            noise = (0.667 * rng.standard_normal((b, h, f))).astype(np.float32)
-            y_mask = np.ones((b, 1, f), dtype=np.float32)
-            return {"m_p": m_p, "logs_p": logs_p, "noise": noise, "y_mask": y_mask, "g": g}
-        if component == "decoder":
-            return {"z": (0.6 * rng.standard_normal((b, h, f))).astype(np.float32), "g": g}
-        raise KeyError(f"vits components are {list(COMPONENTS)}; got {component!r}")
+                made = {"tokens": tokens, "lengths": lengths}
+            else:
+                x = (rng.standard_normal((b, c, t)) * mask).astype(np.float32)
+                noise = (0.8 * rng.standard_normal((b, 2, t))).astype(np.float32)
+                made = {"x": x, "x_mask": mask, "noise": noise}
+        else:
+            f = int(sizes["frames"])
+            if component == "flow":
+                m_p = (0.6 * rng.standard_normal((b, h, f))).astype(np.float32)
+                logs_p = (-0.5 + 0.3 * rng.standard_normal((b, h, f))).astype(np.float32)
+                noise = (0.667 * rng.standard_normal((b, h, f))).astype(np.float32)
+                made = {"m_p": m_p, "logs_p": logs_p, "noise": noise, "y_mask": np.ones((b, 1, f), dtype=np.float32)}
+            else:
+                made = {"z": (0.6 * rng.standard_normal((b, h, f))).astype(np.float32)}
+        made.update(cond)
+        return {name: made[name] for name in wanted}
 
     # -- chains ------------------------------------------------------------------------------
     def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
@@ -366,6 +415,22 @@ class VitsFamily(Family):
         from ttskiln.families.vits.parity import run_case
 
         return run_case(self, case)
+
+
+def _speaker_ids(checkpoint: Path) -> dict[str, int] | None:
+    """The ``{name: id}`` of the folder's speakers.pth (None when absent)."""
+    import torch
+
+    path = checkpoint / SPEAKER_IDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} could not be read as a weights-only torch file: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict) or not data or not all(isinstance(v, int) for v in data.values()):
+        raise CheckpointError(f"{path}: expected Coqui's speaker ids, a non-empty mapping of speaker name to integer id")
+    return data
 
 
 def _speaker_encoder_parameters(config: dict[str, Any]) -> int:

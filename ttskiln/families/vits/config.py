@@ -24,6 +24,9 @@ SPLINE_TAIL = 5.0
 #: The speaker encoder's files in Coqui's released YourTTS folder (``speaker.py``).
 SE_WEIGHTS_FILE = "model_se.pth"
 SE_CONFIG_FILE = "config_se.json"
+#: Speaker ids of a speaker-embedding model (``{name: id}``, torch-saved; Coqui's speakers.pth).
+SPEAKER_IDS_FILE = "speakers.pth"
+SPEAKER_MODES = ("d_vector", "embedding", "none")
 #: Token sequences longer than this are refused when the config gives no finite max_text_len.
 DEFAULT_MAX_TOKENS = 1024
 
@@ -60,6 +63,23 @@ class VitsConfig:
     condition_dp_on_speaker: bool
     sample_rate: int
     max_tokens: int
+    #: How the speaker is given: ``d_vector`` (g = normalised d-vector, YourTTS),
+    #: ``embedding`` (g = emb_g(speaker id), multi-speaker VCTK-style) or ``none``.
+    speaker_mode: str = "d_vector"
+    num_speakers: int = 0
+    speaker_embedding_dim: int = 0
+
+    @property
+    def speaker_dim(self) -> int:
+        """Channels of the speaker conditioning g (0: no speaker conditioning at all)."""
+        if self.speaker_mode == "d_vector":
+            return self.d_vector_dim
+        return self.speaker_embedding_dim if self.speaker_mode == "embedding" else 0
+
+    @property
+    def dp_speaker(self) -> bool:
+        """Whether the duration predictor is conditioned on the speaker."""
+        return self.speaker_dim > 0 and self.condition_dp_on_speaker
 
     @property
     def hop_length(self) -> int:
@@ -76,11 +96,14 @@ class VitsConfig:
             raise CheckpointError(f"{source}: no 'model_args' block (expected Coqui's VitsConfig layout)")
         a = data["model_args"]
         try:
-            if not a.get("use_d_vector_file", data.get("use_d_vector_file", False)):
-                raise CheckpointError(
-                    f"{source}: only d-vector models (YourTTS, use_d_vector_file: true) are supported; "
-                    "this config uses speaker ids or no speakers"
-                )
+            use_d_vectors = bool(a.get("use_d_vector_file", data.get("use_d_vector_file", False)))
+            use_ids = bool(a.get("use_speaker_embedding", data.get("use_speaker_embedding", False)))
+            if use_d_vectors and use_ids:
+                raise CheckpointError(f"{source}: use_speaker_embedding and use_d_vector_file are both set; "
+                                      "a VITS takes speaker ids or d-vectors, not both")
+            # Upstream builds emb_g only when it knows of at least one speaker.
+            num_speakers = int(a.get("num_speakers") or data.get("num_speakers") or 0) if use_ids else 0
+            mode = "d_vector" if use_d_vectors else "embedding" if num_speakers > 0 else "none"
             if a.get("encoder_sample_rate"):
                 raise CheckpointError(f"{source}: encoder_sample_rate (z interpolation) is not supported")
             use_lang = bool(a.get("use_language_embedding", False))
@@ -111,13 +134,16 @@ class VitsConfig:
                 upsample_rates=tuple(int(u) for u in a["upsample_rates_decoder"]),
                 upsample_kernels=tuple(int(k) for k in a["upsample_kernel_sizes_decoder"]),
                 upsample_initial=int(a["upsample_initial_channel_decoder"]),
-                d_vector_dim=int(a.get("d_vector_dim") or data.get("d_vector_dim")),
+                d_vector_dim=int(a.get("d_vector_dim") or data.get("d_vector_dim")) if use_d_vectors else 0,
                 language_dim=int(a.get("embedded_language_dim", 4)) if use_lang else 0,
                 num_languages=num_languages,
                 use_sdp=bool(a.get("use_sdp", True)),
                 condition_dp_on_speaker=bool(a.get("condition_dp_on_speaker", True)),
                 sample_rate=int(data["audio"]["sample_rate"]),
                 max_tokens=max_tokens,
+                speaker_mode=mode,
+                num_speakers=num_speakers if mode == "embedding" else 0,
+                speaker_embedding_dim=int(a.get("speaker_embedding_channels", 256)) if mode == "embedding" else 0,
             )
         except CheckpointError:
             raise
@@ -131,6 +157,10 @@ class VitsConfig:
             raise CheckpointError(f"{source}: upsample rates and kernel sizes differ in length")
         if self.text_channels % self.heads:
             raise CheckpointError(f"{source}: hidden + language dim {self.text_channels} is not divisible by {self.heads} heads")
+        if self.speaker_mode == "d_vector" and self.d_vector_dim <= 0:
+            raise CheckpointError(f"{source}: use_d_vector_file is set but d_vector_dim is {self.d_vector_dim}")
+        if self.speaker_mode == "embedding" and self.speaker_embedding_dim <= 0:
+            raise CheckpointError(f"{source}: speaker_embedding_channels must be positive, got {self.speaker_embedding_dim}")
         if not self.use_sdp:
             raise CheckpointError(f"{source}: only the stochastic duration predictor (use_sdp: true) is supported")
         return self
@@ -152,10 +182,21 @@ def make_config_dict(
     languages: tuple[str, ...] = ("en", "fr-fr", "pt-br"),
     sample_rate: int = 16000,
     spec_channels: int = 513,
+    speakers: str = "d_vector",
+    num_speakers: int = 4,
+    speaker_embedding_dim: int = 16,
 ) -> dict[str, Any]:
-    """A Coqui-layout config dict (the fields ttskiln and Coqui's loader read) for a YourTTS-like model."""
+    """A Coqui-layout config dict (the fields ttskiln and Coqui's loader read) for a YourTTS-like model.
+
+    ``speakers``: ``d_vector`` (YourTTS), ``embedding`` (``num_speakers`` ids, an
+    ``emb_g`` of ``speaker_embedding_dim``) or ``none``; an empty ``languages`` leaves the
+    language embedding out (a monolingual VITS).
+    """
+    if speakers not in SPEAKER_MODES:
+        raise TypeError(f"speakers must be one of {list(SPEAKER_MODES)}, got {speakers!r}")
     num_chars = 1 + len(_PUNCTUATIONS) + len(_CHARACTERS) + 1
-    return {
+    use_d_vectors, use_ids, use_lang = speakers == "d_vector", speakers == "embedding", bool(languages)
+    config = {
         "model": "vits",
         "audio": {"sample_rate": sample_rate, "hop_length": math.prod(upsample_rates), "fft_size": 2 * (spec_channels - 1),
                   "win_length": 2 * (spec_channels - 1)},
@@ -184,23 +225,29 @@ def make_config_dict(
             "inference_noise_scale_dp": 0.8,
             "length_scale": 1.0,
             "init_discriminator": False,
-            "use_speaker_embedding": False,
-            "use_d_vector_file": True,
-            "d_vector_file": ["speakers.json"],
+            "use_speaker_embedding": use_ids,
+            "num_speakers": num_speakers if use_ids else 0,
+            "speaker_embedding_channels": speaker_embedding_dim,
+            "speakers_file": SPEAKER_IDS_FILE if use_ids else None,
+            "use_d_vector_file": use_d_vectors,
+            "d_vector_file": ["speakers.json"] if use_d_vectors else None,
             "d_vector_dim": d_vector_dim,
-            "use_language_embedding": True,
+            "use_language_embedding": use_lang,
             "embedded_language_dim": 4,
-            "language_ids_file": "language_ids.json",
+            "language_ids_file": "language_ids.json" if use_lang else None,
             "condition_dp_on_speaker": True,
             "encoder_sample_rate": None,
         },
         "languages": list(languages),
         "characters": {"pad": "_", "blank": "<BLNK>", "characters": _CHARACTERS, "punctuations": _PUNCTUATIONS},
         "add_blank": True,
-        "use_d_vector_file": True,
+        "use_speaker_embedding": use_ids,
+        "num_speakers": num_speakers if use_ids else 0,
+        "use_d_vector_file": use_d_vectors,
         "d_vector_dim": d_vector_dim,
-        "use_language_embedding": True,
+        "use_language_embedding": use_lang,
     }
+    return config
 
 
 PRESETS: dict[str, dict[str, Any]] = {

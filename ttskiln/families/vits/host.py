@@ -25,6 +25,9 @@ class HostDims:
     num_languages: int
     max_tokens: int
     hop_length: int
+    #: ``d_vector`` (input g), ``embedding`` (input sid) or ``none`` (no speaker input).
+    speaker_mode: str = "d_vector"
+    num_speakers: int = 0
 
 
 def normalize_d_vector(d_vector: np.ndarray, dims: HostDims) -> np.ndarray:
@@ -38,6 +41,27 @@ def normalize_d_vector(d_vector: np.ndarray, dims: HostDims) -> np.ndarray:
         raise InputError("d-vector holds NaN or infinite values")
     norm = np.sqrt(np.sum(d * d, axis=1, keepdims=True, dtype=np.float32))
     return (d / np.maximum(norm, np.float32(1e-12))).astype(np.float32)
+
+
+def speaker_feed(speaker: np.ndarray | None, dims: HostDims, batch: int) -> dict[str, np.ndarray]:
+    """The graphs' speaker input: ``{"g": normalised d-vectors}``, ``{"sid": speaker ids}`` or ``{}``."""
+    if dims.speaker_mode == "none":
+        if speaker is not None:
+            raise InputError("this model takes no speaker (no speaker embedding, no d-vectors)")
+        return {}
+    if speaker is None:
+        raise InputError("this model needs a speaker: " + ("a d-vector" if dims.speaker_mode == "d_vector" else "a speaker id"))
+    if dims.speaker_mode == "embedding":
+        sid = np.asarray(speaker).reshape(-1)
+        if not np.issubdtype(sid.dtype, np.integer):
+            raise InputError(f"speaker ids must be integers, got {sid.dtype}")
+        if sid.shape[0] != batch or sid.min() < 0 or sid.max() >= dims.num_speakers:
+            raise InputError(f"speaker ids {sid.tolist()} must be one per row in 0..{dims.num_speakers - 1}")
+        return {"sid": sid.astype(np.int64)}
+    g = normalize_d_vector(speaker, dims)
+    if g.shape[0] != batch:
+        raise InputError(f"{g.shape[0]} d-vectors for {batch} token rows")
+    return {"g": g}
 
 
 def check_tokens(tokens: np.ndarray, lengths: np.ndarray, dims: HostDims) -> None:
@@ -85,13 +109,17 @@ def synthesize(
     dims: HostDims,
     tokens: np.ndarray,
     lengths: np.ndarray,
-    d_vector: np.ndarray,
-    language_id: np.ndarray,
+    speaker: np.ndarray | None,
+    language_id: np.ndarray | None,
     noise_dp: np.ndarray,
     noise_z: Callable[[int], np.ndarray] | np.ndarray,
     length_scale: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Text ids -> waveform through ``run``; every boundary tensor is returned.
+
+    ``speaker``: raw d-vectors [B, D] (normalised here), speaker ids [B], or None, as the
+    model's ``speaker_mode`` says; ``language_id`` [B] (None or ignored without a language
+    embedding).
 
     ``noise_dp`` [B, 2, T] and ``noise_z`` [B, C, F] (or a function of F, since F is known only
     after the durations) are already multiplied by their noise scales.
@@ -99,15 +127,18 @@ def synthesize(
     tokens = np.asarray(tokens, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     check_tokens(tokens, lengths, dims)
-    g = normalize_d_vector(d_vector, dims)
     batch = tokens.shape[0]
-    if g.shape[0] != batch:
-        raise InputError(f"{g.shape[0]} d-vectors for {batch} token rows")
-    language_id = np.asarray(language_id, dtype=np.int64).reshape(-1)
-    if language_id.shape[0] != batch or (dims.num_languages and (language_id.min() < 0 or language_id.max() >= dims.num_languages)):
-        raise InputError(f"language ids {language_id.tolist()} must be one per row in 0..{dims.num_languages - 1}")
-    enc = run("text_encoder", {"tokens": tokens, "lengths": lengths, "language_id": language_id})
-    logw = run("duration_predictor", {"x": enc["x"], "x_mask": enc["x_mask"], "g": g, "language_id": language_id,
+    cond = speaker_feed(speaker, dims, batch)
+    if dims.num_languages:
+        if language_id is None:
+            raise InputError("this model needs a language id per row")
+        language_id = np.asarray(language_id, dtype=np.int64).reshape(-1)
+        if language_id.shape[0] != batch or language_id.min() < 0 or language_id.max() >= dims.num_languages:
+            raise InputError(f"language ids {language_id.tolist()} must be one per row in 0..{dims.num_languages - 1}")
+        cond["language_id"] = language_id
+    # Each backend feeds a graph only the inputs it declares.
+    enc = run("text_encoder", {"tokens": tokens, "lengths": lengths, **cond})
+    logw = run("duration_predictor", {"x": enc["x"], "x_mask": enc["x_mask"], **cond,
                                       "noise": np.asarray(noise_dp, dtype=np.float32)})["logw"]
     w_ceil = durations(logw, enc["x_mask"], length_scale)
     ex = expand(w_ceil, enc["x_mask"], enc["m_p"], enc["logs_p"])
@@ -115,11 +146,11 @@ def synthesize(
     nz = noise_z(frames) if callable(noise_z) else np.asarray(noise_z, dtype=np.float32)
     if nz.shape != ex["m_p"].shape:
         raise InputError(f"z noise must be {list(ex['m_p'].shape)}, got {list(nz.shape)}")
-    flow = run("flow", {"m_p": ex["m_p"], "logs_p": ex["logs_p"], "noise": nz, "y_mask": ex["y_mask"], "g": g})
+    flow = run("flow", {"m_p": ex["m_p"], "logs_p": ex["logs_p"], "noise": nz, "y_mask": ex["y_mask"], **cond})
     decoder_input = (flow["z"] * ex["y_mask"]).astype(np.float32)
-    audio = run("decoder", {"z": decoder_input, "g": g})["audio"]
+    audio = run("decoder", {"z": decoder_input, **cond})["audio"]
     return {
-        "g": g,
+        **({"g": cond["g"]} if "g" in cond else {}),
         "enc_x": enc["x"],
         "enc_m_p": enc["m_p"],
         "enc_logs_p": enc["logs_p"],

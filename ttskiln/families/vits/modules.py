@@ -15,6 +15,8 @@ The component wrappers at the bottom are what gets exported (see ``__init__.py``
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import torch
@@ -195,7 +197,7 @@ class CouplingBlock(nn.Module):
         self.enc = WN(hidden, kernel, dilation, layers, cond)
         self.post = nn.Conv1d(hidden, self.half, 1)
 
-    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         x0, x1 = x[:, : self.half], x[:, self.half :]
         h = self.enc(self.pre(x0) * mask, mask, g)
         m = self.post(h) * mask
@@ -206,11 +208,11 @@ class Flow(nn.Module):
     def __init__(self, cfg: VitsConfig) -> None:
         super().__init__()
         self.flows = nn.ModuleList(
-            CouplingBlock(cfg.hidden, cfg.hidden, cfg.flow_kernel, cfg.flow_dilation, cfg.flow_layers, cfg.d_vector_dim)
+            CouplingBlock(cfg.hidden, cfg.hidden, cfg.flow_kernel, cfg.flow_dilation, cfg.flow_layers, cfg.speaker_dim)
             for _ in range(cfg.flows)
         )
 
-    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         for flow in reversed(self.flows):
             x = flow.reverse(torch.flip(x, [1]), mask, g)
         return x
@@ -222,7 +224,7 @@ class PosteriorEncoder(nn.Module):
     def __init__(self, cfg: VitsConfig) -> None:
         super().__init__()
         self.pre = nn.Conv1d(cfg.spec_channels, cfg.hidden, 1)
-        self.enc = WN(cfg.hidden, cfg.posterior_kernel, cfg.posterior_dilation, cfg.posterior_layers, cfg.d_vector_dim)
+        self.enc = WN(cfg.hidden, cfg.posterior_kernel, cfg.posterior_dilation, cfg.posterior_layers, cfg.speaker_dim)
         self.proj = nn.Conv1d(cfg.hidden, 2 * cfg.hidden, 1)
 
 
@@ -342,8 +344,8 @@ class StochasticDurationPredictor(nn.Module):
         self.post_convs = DDSConv(c, k, 3)
         self.post_proj = nn.Conv1d(c, c, 1)
         self.post_flows = nn.ModuleList([ElementwiseAffine(2)] + [ConvFlow(2, c, k, 3) for _ in range(SDP_FLOWS)])
-        if cfg.condition_dp_on_speaker:
-            self.cond = nn.Conv1d(cfg.d_vector_dim, c, 1)
+        if cfg.dp_speaker:
+            self.cond = nn.Conv1d(cfg.speaker_dim, c, 1)
         if cfg.language_dim:
             self.cond_lang = nn.Conv1d(cfg.language_dim, c, 1)
 
@@ -408,10 +410,13 @@ class HifiGan(nn.Module):
             for k, d in zip(cfg.resblock_kernels, cfg.resblock_dilations)
         )
         self.conv_post = nn.Conv1d(init // 2 ** len(self.ups), 1, 7, padding=3, bias=False)
-        self.cond_layer = nn.Conv1d(cfg.d_vector_dim, init, 1)
+        if cfg.speaker_dim:
+            self.cond_layer = nn.Conv1d(cfg.speaker_dim, init, 1)
 
-    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        o = self.conv_pre(x) + self.cond_layer(g)
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        o = self.conv_pre(x)
+        if g is not None:
+            o = o + self.cond_layer(g)
         for i, up in enumerate(self.ups):
             o = up(F.leaky_relu(o, LRELU_SLOPE))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
@@ -433,58 +438,107 @@ class Vits(nn.Module):
         self.flow = Flow(cfg)
         self.duration_predictor = StochasticDurationPredictor(cfg)
         self.waveform_decoder = HifiGan(cfg)
+        if cfg.speaker_mode == "embedding":
+            self.emb_g = nn.Embedding(cfg.num_speakers, cfg.speaker_embedding_dim)
         if cfg.language_dim:
             self.emb_l = nn.Embedding(cfg.num_languages, cfg.language_dim)
 
-    def language(self, language_id: torch.Tensor) -> torch.Tensor | None:
-        return self.emb_l(language_id) if hasattr(self, "emb_l") else None
+    def language(self, language_id: torch.Tensor | None) -> torch.Tensor | None:
+        return self.emb_l(language_id) if hasattr(self, "emb_l") and language_id is not None else None
+
+    def speaker(self, g: torch.Tensor | None = None, sid: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The conditioning [B, C, 1]: the (normalised) d-vector g [B, D], or emb_g(sid [B]); None without speakers."""
+        if sid is not None:
+            return self.emb_g(sid)[:, :, None]
+        return None if g is None else g[:, :, None]
 
 
 # -- exported components -------------------------------------------------------------------
-class TextEncoderGraph(nn.Module):
-    """tokens [B, T] int64, lengths [B] int64, language_id [B] int64 -> x, m_p, logs_p, x_mask."""
+#: The speaker input of each speaker mode (``config.SPEAKER_MODES``).
+SPEAKER_INPUT = {"d_vector": "g", "embedding": "sid", "none": None}
+
+
+def graph_inputs(cfg: VitsConfig, component: str) -> tuple[str, ...]:
+    """The input names of an exported component, in order; the speaker input (``g`` or ``sid``)
+    and ``language_id`` appear only where the model uses them."""
+    speaker = SPEAKER_INPUT[cfg.speaker_mode]
+    spk = (speaker,) if speaker else ()
+    lang = ("language_id",) if cfg.language_dim else ()
+    if component == "text_encoder":
+        return ("tokens", "lengths") + lang
+    if component == "duration_predictor":
+        return ("x", "x_mask") + (spk if cfg.dp_speaker else ()) + lang + ("noise",)
+    if component == "flow":
+        return ("m_p", "logs_p", "noise", "y_mask") + spk
+    if component == "decoder":
+        return ("z",) + spk
+    raise KeyError(f"vits components are text_encoder, duration_predictor, flow, decoder; got {component!r}")
+
+
+class _Graph(nn.Module):
+    """A component's computation (``compute``, keyword inputs) behind a positional ``forward``
+    whose parameters are the component's input names (see ``graph``)."""
+
+    input_names: tuple[str, ...] = ()
 
     def __init__(self, model: Vits) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, language_id: torch.Tensor):
+    def forward(self, *args: torch.Tensor):
+        return self.compute(**dict(zip(self.input_names, args)))
+
+
+@functools.lru_cache(maxsize=None)
+def _signed(cls: type, names: tuple[str, ...]) -> type:
+    """``cls`` with ``input_names`` set and a forward whose signature names them, so that the
+    exporter binds each graph input (and its dynamic axes) by name."""
+
+    def forward(self, *args: torch.Tensor):
+        return cls.forward(self, *args)
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    forward.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", positional)] + [inspect.Parameter(n, positional) for n in names]
+    )
+    return type(cls.__name__, (cls,), {"forward": forward, "input_names": names, "__doc__": cls.__doc__})
+
+
+def graph(model: Vits, component: str) -> nn.Module:
+    """The exported module of ``component``; its forward takes ``graph_inputs(model.cfg, component)``."""
+    classes = {"text_encoder": TextEncoderGraph, "duration_predictor": DurationGraph, "flow": FlowGraph,
+               "decoder": DecoderGraph}
+    return _signed(classes[component], graph_inputs(model.cfg, component))(model)
+
+
+class TextEncoderGraph(_Graph):
+    """tokens [B, T] int64, lengths [B] int64, (language_id [B] int64) -> x, m_p, logs_p, x_mask."""
+
+    def compute(self, tokens, lengths, language_id=None):
         outs = self.model.text_encoder(tokens, lengths, self.model.language(language_id))
         return tuple(t.contiguous() for t in outs)
 
 
-class DurationGraph(nn.Module):
-    """x, x_mask, g [B, D], language_id, noise [B, 2, T] (already scaled) -> logw [B, 1, T]."""
+class DurationGraph(_Graph):
+    """x, x_mask, (g [B, D] | sid [B]), (language_id), noise [B, 2, T] (already scaled) -> logw [B, 1, T]."""
 
-    def __init__(self, model: Vits) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x, x_mask, g, language_id, noise):
+    def compute(self, x, x_mask, noise, g=None, sid=None, language_id=None):
         lang = self.model.language(language_id)
         return self.model.duration_predictor.reverse(
-            x, x_mask, g[:, :, None], None if lang is None else lang[:, :, None], noise
+            x, x_mask, self.model.speaker(g, sid), None if lang is None else lang[:, :, None], noise
         ).contiguous()
 
 
-class FlowGraph(nn.Module):
-    """m_p, logs_p, noise [B, C, F] (already scaled), y_mask [B, 1, F], g [B, D] -> z_p, z."""
+class FlowGraph(_Graph):
+    """m_p, logs_p, noise [B, C, F] (already scaled), y_mask [B, 1, F], (g [B, D] | sid [B]) -> z_p, z."""
 
-    def __init__(self, model: Vits) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, m_p, logs_p, noise, y_mask, g):
+    def compute(self, m_p, logs_p, noise, y_mask, g=None, sid=None):
         z_p = m_p + noise * torch.exp(logs_p)
-        return z_p.contiguous(), self.model.flow.reverse(z_p, y_mask, g[:, :, None]).contiguous()
+        return z_p.contiguous(), self.model.flow.reverse(z_p, y_mask, self.model.speaker(g, sid)).contiguous()
 
 
-class DecoderGraph(nn.Module):
-    """z [B, C, F], g [B, D] -> audio [B, F * hop]."""
+class DecoderGraph(_Graph):
+    """z [B, C, F], (g [B, D] | sid [B]) -> audio [B, F * hop]."""
 
-    def __init__(self, model: Vits) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, z, g):
-        return self.model.waveform_decoder(z, g[:, :, None])[:, 0].contiguous()
+    def compute(self, z, g=None, sid=None):
+        return self.model.waveform_decoder(z, self.model.speaker(g, sid))[:, 0].contiguous()

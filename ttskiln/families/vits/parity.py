@@ -4,6 +4,10 @@ The recorded inputs (blank-interspersed ids, raw d-vector, language id) run thro
 pipeline twice, on the PyTorch components and on their ONNX exports, once with the case's
 fixed settings (noise scales 0) and once with the recorded noise of the ``noisy_*`` run.
 Every recorded boundary tensor is compared (tolerance 1e-4; integer durations exactly).
+
+Inputs by the model's kind: ``text_ids`` always; ``d_vector`` (d-vector models) or
+``speaker_id`` (speaker-embedding models: upstream's ``aux_input["speaker_ids"]``);
+``language_id`` only with a language embedding.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from ttskiln.families.base import ParityCase, ParityCheck
 
 TOLERANCE = 1e-4
 EXACT = ("durations", "y_mask", "alignments", "enc_x_mask")
-INPUTS = ("text_ids", "d_vector", "language_id")
+#: The speaker input a case holds, by speaker mode.
+SPEAKER_INPUT = {"d_vector": "d_vector", "embedding": "speaker_id", "none": None}
 
 
 def run_case(family: Any, case: ParityCase) -> list[ParityCheck]:
@@ -29,12 +34,16 @@ def run_case(family: Any, case: ParityCase) -> list[ParityCheck]:
     entry = str(case.manifest.get("entry_point", ""))
     if "Vits" not in entry or "inference" not in entry:
         raise InputError(f"{case.directory}: vits parity supports Vits.inference; manifest names {entry!r}")
-    missing = [k for k in INPUTS if k not in case.inputs]
-    if missing:
-        raise InputError(f"{case.directory}: inputs.npz lacks {missing}")
     config = family.parity_config(case)
     info = family.describe(config)
     dims = family.host_dims(config)
+    speaker_key = SPEAKER_INPUT[dims.speaker_mode]
+    needed = ["text_ids"] + ([speaker_key] if speaker_key else []) + (["language_id"] if dims.num_languages else [])
+    missing = [k for k in needed if k not in case.inputs]
+    if missing:
+        raise InputError(f"{case.directory}: inputs.npz lacks {missing}")
+    speaker = case.inputs[speaker_key] if speaker_key else None
+    language_id = case.inputs["language_id"] if dims.num_languages else None
     model = family.load(case.directory, config)
     fixed = (case.manifest.get("config") or {}).get("fixed_inference") or {}
     ids = case.inputs["text_ids"].astype(np.int64)
@@ -59,12 +68,17 @@ def run_case(family: Any, case: ParityCase) -> list[ParityCheck]:
             "onnxruntime": onnx_backend(export_components(family, model, info, Path(tmp)), info),
         }
         lang_table = model.emb_l.weight.detach().numpy() if hasattr(model, "emb_l") else None
+        spk_table = model.emb_g.weight.detach().numpy() if hasattr(model, "emb_g") else None
         for prefix, kwargs in runs:
             for backend, run in backends.items():
-                got = synthesize(run, dims, ids, lengths, case.inputs["d_vector"], case.inputs["language_id"], **kwargs)
-                if lang_table is not None and backend == "pytorch":  # the graphs do not output it
-                    got["lang_emb"] = lang_table[case.inputs["language_id"].astype(np.int64)][:, :, None]
-                got["g"] = got["g"][:, :, None]
+                got = synthesize(run, dims, ids, lengths, speaker, language_id, **kwargs)
+                if backend == "pytorch":  # the graphs do not output these
+                    if lang_table is not None:
+                        got["lang_emb"] = lang_table[language_id.astype(np.int64)][:, :, None]
+                    if spk_table is not None:
+                        got["g"] = spk_table[speaker.astype(np.int64).reshape(-1)]
+                if "g" in got:
+                    got["g"] = got["g"][:, :, None]
                 for name, value in got.items():
                     key = prefix + name
                     if key not in case.outputs:

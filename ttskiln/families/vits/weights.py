@@ -5,7 +5,7 @@ The file is a ``torch.save`` dict ``{"model": state_dict, "config": ..., "optimi
 scalars; pickled objects outside ``model`` are dropped unbuilt; no code runs). Weight norm comes
 in the legacy layout (``X.weight_g`` / ``X.weight_v``) or torch's parametrization layout
 (``X.parametrizations.weight.original0/1``); both fold into one ``X.weight`` =
-``v * (g / ||v||)`` with the norm over every dim except 0. Keys of the training-only
+``v * (g / ||v||)`` with the norm over every dim except 0 (``families/weight_norm.py``). Keys of the training-only
 discriminator (``disc.*``) and of the speaker-consistency encoder (``speaker_encoder.*``) are
 dropped, as upstream's ``load_checkpoint`` does.
 """
@@ -19,10 +19,9 @@ import torch
 
 from ttskiln.errors import CheckpointError
 from ttskiln.families.vits.config import VitsConfig
+from ttskiln.families.weight_norm import fold_weight_norm  # noqa: F401  (both layouts; re-exported)
 
 IGNORED_PREFIXES = ("disc.", "speaker_encoder.")
-_LEGACY = (".weight_g", ".weight_v")
-_PARAM = (".parametrizations.weight.original0", ".parametrizations.weight.original1")
 
 
 def read_trainer_file(path: Path) -> dict[str, Any]:
@@ -42,30 +41,6 @@ def model_state(data: dict[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{source}: 'model' is a {type(state).__name__}, expected a state_dict")
     return dict(state)
-
-
-def fold_weight_norm(state: dict[str, Any], source: str) -> dict[str, Any]:
-    """Replace every (g, v) pair by the effective weight; unpaired halves are errors."""
-    out: dict[str, Any] = {}
-    pairs: dict[str, dict[int, Any]] = {}
-    for key, value in state.items():
-        for suffixes in (_LEGACY, _PARAM):
-            hit = next((i for i, s in enumerate(suffixes) if key.endswith(s)), None)
-            if hit is not None:
-                pairs.setdefault(key[: -len(suffixes[hit])], {})[hit] = value
-                break
-        else:
-            out[key] = value
-    for base, halves in pairs.items():
-        if set(halves) != {0, 1}:
-            missing = "weight_v" if 0 in halves else "weight_g"
-            raise CheckpointError(f"{source}: weight-norm parameter {base} lacks its {missing} half")
-        g, v = halves[0], halves[1]
-        if not isinstance(g, torch.Tensor) or not isinstance(v, torch.Tensor) or g.shape[0] != v.shape[0]:
-            raise CheckpointError(f"{source}: weight-norm pair {base} has mismatched g/v")
-        norm = v.float().reshape(v.shape[0], -1).norm(dim=1).reshape((-1,) + (1,) * (v.dim() - 1))
-        out[f"{base}.weight"] = (v.float() * (g.float() / norm)).to(v.dtype)
-    return out
 
 
 def load_network_state(path: Path, cfg: VitsConfig) -> dict[str, Any]:

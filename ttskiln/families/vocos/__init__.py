@@ -3,6 +3,13 @@
 Checkpoint: a folder with ``config.yaml`` and ``pytorch_model.bin`` (a plain state_dict of the
 whole module), as released on the Hub (charactr/vocos-mel-24khz). One component, ``vocoder``:
 mel (B, n_mels, frames) -> audio (B, samples).
+
+The EnCodec variant (charactr/vocos-encodec-24khz: ``EncodecFeatures`` and a backbone whose
+norms are AdaLayerNorms, ``adanorm_num_embeddings``) is built from its decode path only: the
+``vocoder`` graph takes the EnCodec features (B, 128, frames) -- the summed codebook
+embeddings that upstream's feature extractor makes -- and ``bandwidth_id`` (B,) int64 (the
+index into the config's ``bandwidths``). The EnCodec model itself is not exported; its
+``feature_extractor.*`` weights in the checkpoint are not read.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ class VocosFamily(Family):
         "vocos-mel-24khz": {},
         # The same layout, small enough for tests.
         "tiny": {"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 256, "hop_length": 64},
+        # charactr/vocos-encodec-24khz's decode path (AdaLayerNorm on four bandwidths).
+        "vocos-encodec-24khz": {"features": "encodec", "n_mels": 128, "dim": 384, "intermediate_dim": 1152,
+                                "n_fft": 1280, "hop_length": 320, "padding": "same"},
+        # The same layout, small enough for tests.
+        "encodec-tiny": {"features": "encodec", "n_mels": 128, "dim": 32, "intermediate_dim": 64, "num_layers": 1,
+                         "n_fft": 320, "hop_length": 80, "padding": "same"},
     }
     default_tolerances = {"max_abs_err": 1e-4, "cosine": 0.99999, "snr_db": 60.0, "mrstft": 0.01, "logmel_l1": 0.01}
     variant_tolerances = {
@@ -84,7 +97,7 @@ class VocosFamily(Family):
         import torch
 
         from ttskiln.atomic import atomic_path
-        from ttskiln.families.vocos.modules import Vocos
+        from ttskiln.families.vocos.modules import AdaLayerNorm, Vocos
         from ttskiln.ops.istft import hann_window
         from ttskiln.ops.mel import mel_filterbank
 
@@ -103,11 +116,16 @@ class VocosFamily(Family):
                     block.gamma.fill_(1.0 / cfg.num_layers)
             for param in model.parameters():
                 param.add_(0.02 * torch.randn_like(param))
-            fe = model.feature_extractor.mel_spec
-            fe.spectrogram.window.copy_(hann_window(cfg.fe_n_fft))
-            fe.mel_scale.fb.copy_(
-                torch.from_numpy(mel_filterbank(cfg.sample_rate, cfg.fe_n_fft, cfg.n_mels))
-            )
+            for module in model.backbone.modules():
+                if isinstance(module, AdaLayerNorm):  # bandwidths that differ audibly
+                    module.scale.weight.add_(0.2 * torch.randn_like(module.scale.weight))
+                    module.shift.weight.add_(0.2 * torch.randn_like(module.shift.weight))
+            if cfg.features == "mel":
+                fe = model.feature_extractor.mel_spec
+                fe.spectrogram.window.copy_(hann_window(cfg.fe_n_fft))
+                fe.mel_scale.fb.copy_(
+                    torch.from_numpy(mel_filterbank(cfg.sample_rate, cfg.fe_n_fft, cfg.n_mels))
+                )
         destination.mkdir(parents=True, exist_ok=True)
         with atomic_path(destination / WEIGHTS_FILE) as tmp:
             torch.save(model.state_dict(), tmp)
@@ -116,12 +134,17 @@ class VocosFamily(Family):
 
     def describe(self, config: dict[str, Any]) -> ModelInfo:
         cfg = VocosConfig.from_yaml_dict(config)
+        if cfg.adanorm_num_embeddings:
+            inputs = (TensorSpec("features", ("batch", cfg.n_mels, "frames")), TensorSpec("bandwidth_id", ("batch",), "int64"))
+        else:
+            inputs = (TensorSpec("mel", ("batch", cfg.n_mels, "frames")),)
         vocoder = ComponentSpec(
             name=COMPONENT,
-            inputs=(TensorSpec("mel", ("batch", cfg.n_mels, "frames")),),
+            inputs=inputs,
             outputs=(TensorSpec("audio", ("batch", "samples")),),
             axis_min={"batch": 1, "frames": 2 if cfg.padding == "center" else 1},
-            chunk_input="mel",
+            # Chunking cuts one input along time; the bandwidth id is not one.
+            chunk_input=None if cfg.adanorm_num_embeddings else "mel",
         )
         params = _parameter_count(cfg)
         return ModelInfo(
@@ -137,6 +160,8 @@ class VocosFamily(Family):
                 "hop_length": cfg.hop_length,
                 "padding": cfg.padding,
                 "n_mels": cfg.n_mels,
+                "features": cfg.features,
+                "bandwidths": cfg.adanorm_num_embeddings,
             },
         )
 
@@ -169,6 +194,8 @@ class VocosFamily(Family):
 
         path = checkpoint / WEIGHTS_FILE
         state = load_tensors(path)
+        if cfg.features == "encodec":  # the EnCodec model and codebooks: not part of the decode path
+            state = {k: v for k, v in state.items() if not k.startswith("feature_extractor.")}
         with torch.device("meta"):
             expected = shapes_of(Vocos(cfg))
         match_state_dict(state, expected, str(path))
@@ -176,17 +203,22 @@ class VocosFamily(Family):
 
     # -- components --------------------------------------------------------------------------
     def component_module(self, model: Any, component: str) -> Any:
-        from ttskiln.families.vocos.modules import VocosDecoder
+        from ttskiln.families.vocos.modules import AdaNormVocosDecoder, VocosDecoder
 
         if component != COMPONENT:
             raise KeyError(f"vocos has one component, {COMPONENT!r}; got {component!r}")
-        return VocosDecoder(model).eval()
+        return (AdaNormVocosDecoder if model.cfg.adanorm_num_embeddings else VocosDecoder)(model).eval()
 
     def make_inputs(
         self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
         spec = info.component(component).inputs[0]
         batch, n_mels, frames = spec.concrete(sizes)
+        if info.summary.get("bandwidths"):
+            # EnCodec features: sums of codebook vectors, zero-mean, a few units in size.
+            features = (2.0 * rng.standard_normal((batch, n_mels, frames))).astype(np.float32)
+            ids = rng.integers(0, info.summary["bandwidths"], size=batch).astype(np.int64)
+            return {spec.name: features, "bandwidth_id": ids}
         return {spec.name: synthetic_log_mel(batch, n_mels, frames, rng)}
 
     # -- upstream parity ---------------------------------------------------------------------
@@ -238,4 +270,6 @@ def _parameter_count(cfg: VocosConfig) -> int:
     block = d + (d * 7 + d) + 2 * d + (d * i + i) + (i * d + d) - (0 if cfg.layer_scale else d)
     backbone = (cfg.n_mels * d * 7 + d) + 2 * d + cfg.num_layers * block + 2 * d
     head = d * (cfg.n_fft + 2) + cfg.n_fft + 2
-    return backbone + head
+    # AdaLayerNorm: a (bandwidths, dim) scale and shift table instead of LayerNorm's weight and bias.
+    adanorm = (cfg.num_layers + 1) * 2 * d * (cfg.adanorm_num_embeddings - 1) if cfg.adanorm_num_embeddings else 0
+    return backbone + head + adanorm
