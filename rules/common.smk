@@ -325,6 +325,14 @@ def write_report_after_failure(snakemake_log):
     def existing(paths):
         return [p for p in paths if os.path.exists(p)]
 
+    failed = [
+        f
+        for f in collect_failed_jobs(list(MODELS), snakemake_log)
+        if f["stage"] != "gate"
+    ]
+    if not failed and _report_written_by_this_run(snakemake_log):
+        return  # only gates failed, after this run's report job marked every failure
+
     outputs = {
         "summary_json": "reports/summary.json",
         "summary_md": "reports/summary.md",
@@ -342,7 +350,7 @@ def write_report_after_failure(snakemake_log):
             plots=get_plots(),
             gemm_peak=GEMM_PEAK if os.path.exists(GEMM_PEAK) else None,
             skipped=GPU.skipped,
-            failed_jobs=collect_failed_jobs(list(MODELS), snakemake_log),
+            failed_jobs=failed,
             partial=True,
             **outputs,
         )
@@ -359,3 +367,25 @@ def write_report_after_failure(snakemake_log):
         f"ttskiln: the run failed; a partial report naming the failed jobs is at {os.path.abspath('reports/index.html')}",
         file=sys.stderr,
     )
+
+
+def _report_written_by_this_run(snakemake_log):
+    """Whether this run's ``report`` job wrote reports/summary.json (after its log began)."""
+    import os
+
+    summary = "reports/summary.json"
+    if not (snakemake_log and os.path.exists(summary)):
+        return False
+    return os.path.getmtime(summary) >= _log_start(snakemake_log)
+
+
+def _log_start(snakemake_log):
+    """When the run began: Snakemake names its log after the start time."""
+    import datetime
+    import os
+
+    stem = os.path.basename(snakemake_log).split(".snakemake.log")[0]
+    try:
+        return datetime.datetime.strptime(stem, "%Y-%m-%dT%H%M%S.%f").timestamp()
+    except ValueError:
+        return float("inf")  # unknown start: rewrite the report

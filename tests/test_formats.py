@@ -266,7 +266,7 @@ def test_vits_speaker_encoder_false_on_a_synthetic_model_schedules_no_encoder(tm
     assert "speaker_encoder" not in [c.name for c in model.info.components]
     assert "_speaker_encoder" not in model.config  # so the synthetic writer makes no encoder either
     assert model.info.summary["max_tokens"] == 99
-    with pytest.raises(Exception, match="speaker_encoder must be true or false"):
+    with pytest.raises(Exception, match="speaker_encoder: must be true or false"):
         build_plan({"models": {"m": {**entry, "options": {"speaker_encoder": "no"}}}}, tmp_path)
 
 

@@ -112,7 +112,7 @@ def test_options_choose_the_config(case_copy, tiny_checkpoint):
     config = SOVITS.read_config(case_copy, {"config": {"upsample_initial_channel": 32}, "normalized_input": True})
     assert config["upsample_initial_channel"] == 32 and config["normalized_input"] is True
     SOVITS.check_checkpoint(case_copy, config)
-    with pytest.raises(ConfigError, match=r"unknown \['sample_rate'\]"):
+    with pytest.raises(ConfigError, match=r"unknown sovits_v4 options \['sample_rate'\]"):
         SOVITS.read_config(case_copy, {"sample_rate": 24000})
     with pytest.raises(ConfigError, match="preset 'v3' is unknown"):
         SOVITS.read_config(case_copy, {"preset": "v3"})

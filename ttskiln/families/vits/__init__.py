@@ -18,7 +18,7 @@ PCM WAV at the encoder's rate; default a seeded clip).
 Components, split where the output length depends on the data (the ceil of the durations).
 The speaker input ``spk`` below is ``g`` [B, D] float (normalised d-vector), ``sid`` [B] int64
 (the graphs look up ``emb_g``), or absent; ``language_id`` [B] int64 is present only with a
-language embedding (``modules.graph_inputs``):
+language embedding (``config.graph_inputs``):
 
 * ``text_encoder``: tokens [B, T] int64, lengths [B] int64, language_id ->
   x [B, H+L, T], m_p, logs_p [B, H, T], x_mask [B, 1, T];
@@ -51,10 +51,9 @@ import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, STATIC_INT8, TensorSpec
-from ttskiln.families.vits.config import PRESETS, VitsConfig, make_config_dict
+from ttskiln.families.vits.config import PRESETS, VitsConfig, graph_inputs, make_config_dict
 from ttskiln.families.vits.host import HostDims
 from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE, SPEAKER_IDS_FILE
-from ttskiln.families.vits.modules import graph_inputs
 
 WEIGHTS_FILE = "model_file.pth"
 CONFIG_FILE = "config.json"

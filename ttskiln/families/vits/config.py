@@ -265,3 +265,23 @@ PRESETS: dict[str, dict[str, Any]] = {
              "d_vector_dim": 64, "spec_channels": 65,
              "speaker_encoder": {"layers": (1, 1, 1, 1), "filters": (8, 16, 32, 64)}},
 }
+
+
+SPEAKER_INPUT = {"d_vector": "g", "embedding": "sid", "none": None}
+
+
+def graph_inputs(cfg: VitsConfig, component: str) -> tuple[str, ...]:
+    """The input names of an exported component, in order; the speaker input (``g`` or ``sid``)
+    and ``language_id`` appear only where the model uses them."""
+    speaker = SPEAKER_INPUT[cfg.speaker_mode]
+    spk = (speaker,) if speaker else ()
+    lang = ("language_id",) if cfg.language_dim else ()
+    if component == "text_encoder":
+        return ("tokens", "lengths") + lang
+    if component == "duration_predictor":
+        return ("x", "x_mask") + (spk if cfg.dp_speaker else ()) + lang + ("noise",)
+    if component == "flow":
+        return ("m_p", "logs_p", "noise", "y_mask") + spk
+    if component == "decoder":
+        return ("z",) + spk
+    raise KeyError(f"vits components are text_encoder, duration_predictor, flow, decoder; got {component!r}")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ttskiln.families.vits.config import graph_inputs  # noqa: F401 (re-exported)
 from ttskiln.families.vits.config import (
     REL_WINDOW,
     SDP_CHANNELS,
@@ -455,26 +456,6 @@ class Vits(nn.Module):
 
 # -- exported components -------------------------------------------------------------------
 #: The speaker input of each speaker mode (``config.SPEAKER_MODES``).
-SPEAKER_INPUT = {"d_vector": "g", "embedding": "sid", "none": None}
-
-
-def graph_inputs(cfg: VitsConfig, component: str) -> tuple[str, ...]:
-    """The input names of an exported component, in order; the speaker input (``g`` or ``sid``)
-    and ``language_id`` appear only where the model uses them."""
-    speaker = SPEAKER_INPUT[cfg.speaker_mode]
-    spk = (speaker,) if speaker else ()
-    lang = ("language_id",) if cfg.language_dim else ()
-    if component == "text_encoder":
-        return ("tokens", "lengths") + lang
-    if component == "duration_predictor":
-        return ("x", "x_mask") + (spk if cfg.dp_speaker else ()) + lang + ("noise",)
-    if component == "flow":
-        return ("m_p", "logs_p", "noise", "y_mask") + spk
-    if component == "decoder":
-        return ("z",) + spk
-    raise KeyError(f"vits components are text_encoder, duration_predictor, flow, decoder; got {component!r}")
-
-
 class _Graph(nn.Module):
     """A component's computation (``compute``, keyword inputs) behind a positional ``forward``
     whose parameters are the component's input names (see ``graph``)."""
