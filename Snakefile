@@ -19,6 +19,7 @@ include: "rules/validate.smk"
 include: "rules/benchmark.smk"
 include: "rules/chain.smk"
 include: "rules/engines.smk"
+include: "rules/ggml.smk"
 include: "rules/report.smk"
 
 

@@ -96,7 +96,17 @@ def get_model_validations(model):
         for component in m.components
         for point in m.chunked_points(component)
     ]
-    return paths + get_engine_records("validate", model)
+    return paths + get_engine_records("validate", model) + get_ggml_validations(model)
+
+
+def get_ggml_validations(model):
+    """Validation records of a tortoise_gpt model's ggml files (rules/ggml.smk)."""
+    m = MODELS[model]
+    return [
+        f"artifacts/{model}/ggml/validate/{dtype}/{point.name}.json"
+        for dtype in (m.ggml or {}).get("dtypes", [])
+        for point in m.points
+    ]
 
 
 def get_validations(wildcards=None):

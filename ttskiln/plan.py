@@ -85,6 +85,8 @@ class ModelPlan:
     engine_profiles: tuple[str, ...] = ()
     #: TensorRT-LLM settings of an f5tts model (dtype and engine limits), or None.
     trtllm: dict[str, Any] | None = None
+    #: The ggml model file of a tortoise_gpt model (``{"dtypes": [...]}``), or None.
+    ggml: dict[str, Any] | None = None
 
     def engine_shapes(self, component: str) -> list[dict[str, dict[str, list[int]]]]:
         """Per engine profile: each input's min/opt/max shape (for the TensorRT builder)."""
@@ -325,6 +327,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         fp16=_check_precision("fp16", {**family.fp16_defaults, **(entry.get("fp16") or {})}),
         int8=_check_precision("int8", {**family.int8_defaults, **(entry.get("int8") or {})}),
         trtllm=_trtllm(family.name, entry, config, points),
+        ggml=_ggml(family.name, entry),
     )
 
 
@@ -458,6 +461,17 @@ def _trtllm(family: str, entry: dict[str, Any], config: dict[str, Any], points: 
                 f"(batch <= {limits.max_batch_size}, frames {limits.min_frames}..{limits.max_frames}); widen trtllm"
             )
     return {"dtype": settings["dtype"], **limits.__dict__}
+
+
+def _ggml(family: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """``ggml: {dtype: float32 | float16 | [both]}``: the tortoise.cpp model file, or None."""
+    if entry.get("ggml") is None:
+        return None
+    if family != "tortoise_gpt":
+        raise ConfigError(f"ggml: the ggml model file is for tortoise_gpt models (tortoise.cpp's GPT-2); this model is {family}")
+    dtype = entry["ggml"].get("dtype", "float32")
+    dtypes = [dtype] if isinstance(dtype, str) else list(dtype)
+    return {"dtypes": dtypes}
 
 
 def _time_units(info: ModelInfo, seconds: float) -> int:

@@ -1,0 +1,80 @@
+# tortoise.cpp's model file for tortoise_gpt models with a `ggml` block (CPU).
+
+
+def get_ggml_files(wildcards=None):
+    return [
+        f"artifacts/{name}/ggml/{dtype}/ggml-model.bin"
+        for name, m in MODELS.items()
+        for dtype in (m.ggml or {}).get("dtypes", [])
+    ]
+
+
+def get_ggml_steps(wildcards):
+    """Greedy steps of the validation: the model's decode_steps (the generate chain's)."""
+    from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS
+
+    m = MODELS[wildcards.model]
+    return int(m.options.get("decode_steps", m.config.get("decode_steps", DEFAULT_STEPS)))
+
+
+def get_ggml_tolerances(wildcards):
+    from ttskiln.families.tortoise_gpt.ggml import tolerances
+
+    return tolerances(MODELS[wildcards.model], wildcards.dtype)
+
+
+rule ggml:
+    """The GPT-2 as the legacy ggml model file tortoise.cpp loads, with its provenance beside it."""
+    input:
+        checkpoint=get_checkpoint_input,
+    output:
+        model="artifacts/{model}/ggml/{dtype}/ggml-model.bin",
+        meta="artifacts/{model}/ggml/{dtype}/ggml-model.json",
+    log:
+        "logs/ggml/{model}/{dtype}.log",
+    benchmark:
+        "benchmarks/ggml/{model}/{dtype}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        checkpoint_sha=get_checkpoint_sha,
+        options=lambda w: MODELS[w.model].options,
+        code=stage_code("ttskiln.families.tortoise_gpt.ggml"),
+    script:
+        "../scripts/ggml.py"
+
+
+rule validate_ggml:
+    """The file's tensors rebuilt into the GPT vs PyTorch from the checkpoint: greedy cached
+    generation and teacher-forced latents at one point."""
+    input:
+        artifact="artifacts/{model}/ggml/{dtype}/ggml-model.bin",
+        checkpoint=get_checkpoint_input,
+    output:
+        "artifacts/{model}/ggml/validate/{dtype}/{point}.json",
+    log:
+        "logs/validate_ggml/{model}/{dtype}/{point}.log",
+    benchmark:
+        "benchmarks/validate_ggml/{model}/{dtype}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        family=lambda w: MODELS[w.model].family,
+        checkpoint=lambda w: MODELS[w.model].checkpoint,
+        checkpoint_sha=get_checkpoint_sha,
+        options=lambda w: MODELS[w.model].options,
+        sizes=get_point_sizes,
+        steps=get_ggml_steps,
+        tolerances=get_ggml_tolerances,
+        seed=PLAN.seed,
+        code=stage_code("ttskiln.families.tortoise_gpt.ggml", "ttskiln.validate"),
+    script:
+        "../scripts/validate_ggml.py"
+
+
+rule ggml_files:
+    """Named target: every ggml model file of the config."""
+    input:
+        get_ggml_files(),
