@@ -109,6 +109,8 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
                 "backend": key[4], "artifact": check["artifact"], "passed": check["passed"], "shape": check.get("shape"),
                 "quantized": check.get("quantized"),
                 **check["metrics"], "failures": check["failures"],
+                # a file artifact (the ggml model file) says its size and tensor count
+                **{k: check[k] for k in ("file_bytes", "tensors") if k in check},
             })
     rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))
     return rows
