@@ -1,28 +1,6 @@
 # tortoise.cpp's model file for tortoise_gpt models with a `ggml` block (CPU).
 
 
-def get_ggml_files(wildcards=None):
-    return [
-        f"artifacts/{name}/ggml/{dtype}/ggml-model.bin"
-        for name, m in MODELS.items()
-        for dtype in (m.ggml or {}).get("dtypes", [])
-    ]
-
-
-def get_ggml_steps(wildcards):
-    """Greedy steps of the validation: the model's decode_steps (the generate chain's)."""
-    from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS
-
-    m = MODELS[wildcards.model]
-    return int(m.options.get("decode_steps", m.config.get("decode_steps", DEFAULT_STEPS)))
-
-
-def get_ggml_tolerances(wildcards):
-    from ttskiln.families.tortoise_gpt.ggml import tolerances
-
-    return tolerances(MODELS[wildcards.model], wildcards.dtype)
-
-
 rule ggml:
     """The GPT-2 as the legacy ggml model file tortoise.cpp loads, with its provenance beside it."""
     input:
