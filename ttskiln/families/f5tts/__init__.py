@@ -83,7 +83,7 @@ class F5TTSFamily(Family):
     option_specs = {
         "preset": Option(str), "config": Option(str), "vocab": Option(str), "weights": Option(str),
         "vocoder": Option(str), "max_frames": Option(int, 2, TEXT_MAX_POSITIONS),
-        "chain_texts": Option(list), "reference_text": Option(str),
+        "chain_texts": Option(list), "reference_text": Option(str), "reference_audio": Option(str),
     }
     link_families = {"vocoder": "vocos"}
     presets = PRESETS
@@ -306,6 +306,16 @@ class F5TTSFamily(Family):
         else:
             vocab = self.vocab(checkpoint, config)
         chain_texts(options, vocab)
+        reference = options.get("reference_audio")
+        if reference is not None and not Path(reference).is_file():
+            raise ConfigError(f"options.reference_audio: {reference} not found (an audio file soundfile reads)")
+
+    def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]]:
+        """The text front end against upstream's ``convert_char_to_pinyin`` and ``chunk_text``
+        outputs recorded in ``folder`` (``frontend.json``; ``frontend.check_frontend``)."""
+        from ttskiln.families.f5tts.frontend import check_frontend
+
+        return check_frontend(folder)
 
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
         """ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos from the same noise:
