@@ -108,7 +108,7 @@ def test_vocabulary_check_applies_to_the_front_end_tokens():
     assert text_ids("你好", vocab) == [0, 300, 0, 301]
     # the prompt the model reads: reference, then the new text, one token list
     assert text_ids(prompt_text("OK", "你好"), vocab)[-4:] == [0, 300, 0, 301]
-    with pytest.raises(ConfigError, match="options.chain_texts reads as 1 token.*'yong4'"):
+    with pytest.raises(ConfigError, match="options.chain_texts holds 1 token.*'yong4'"):
         chain_texts({"chain_texts": ["ABC", "用GPU"]}, vocab)
     vocab.update({"yong4": 302})
     ref, texts = chain_texts({"reference_text": "GPU.", "chain_texts": ["你好!", "用GPU"]}, vocab)

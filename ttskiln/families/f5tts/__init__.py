@@ -40,8 +40,11 @@ Text -> waveform: with ``options: {vocoder: <a vocos model of the config>}`` the
 ``synth`` chain at every profile point (``chain.py``: ONNX DiT + ONNX Vocos against PyTorch, from
 the same noise; drift rows, per-step DiT latency, end-to-end RTF at NFE 16/32, a WAV);
 ``options: {max_frames: N}`` bounds a request's total frames (default 3000, the released range);
-``options: {reference_text: ..., chain_texts: [...]}`` choose what the chain says (by default
-texts the checkpoint's vocab.txt can spell). The plan checks all of this before any job runs.
+``options: {reference_text: ..., chain_texts: [...], reference_audio: FILE}`` choose what the
+chain says and in which voice (by default texts the checkpoint's vocab.txt can spell and a
+synthetic voice); texts may be Chinese, English or mixed (``frontend.py``: upstream's pinyin
+front end) and long ones are split into batches as upstream splits them. The plan checks all
+of this (every text's front-end tokens against vocab.txt) before any job runs.
 ``python -m ttskiln synth`` is the same chain on the command line.
 
 Presets: F5TTS_v1_Base (337,096,804 parameters), F5TTS_Base (v0 options, same size),

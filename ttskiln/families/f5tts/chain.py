@@ -151,7 +151,7 @@ def text_ids(text: str, vocab: dict[str, int], what: str = "text") -> list[int]:
     if missing:
         shown = " ".join(repr(c) for c in missing[:20])
         raise InputError(
-            f"the {what} reads as {len(missing)} token(s) missing from the model's vocab.txt: {shown} "
+            f"the {what} holds {len(missing)} token(s) missing from the model's vocab.txt: {shown} "
             "(Chinese characters read as TONE3 pinyin); remove or replace them (upstream would read them as a space)"
         )
     return [vocab[t] for t in tokens]
