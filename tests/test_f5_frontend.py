@@ -150,3 +150,21 @@ def test_written_audio_is_16bit_pcm_or_float(tmp_path):
         read_audio(tmp_path / "bad.wav")
     with pytest.raises(InputError, match="not found"):
         read_audio(tmp_path / "none.wav")
+
+
+def test_chain_reference_audio_from_the_model_entry(tmp_path):
+    import soundfile as sf
+
+    from ttskiln.families.f5tts.chain import chain_reference
+    from ttskiln.families.f5tts.config import F5Config
+
+    cfg = F5Config.from_dict(F5.synthetic_config("tiny", {}))
+    path = tmp_path / "voice.flac"
+    sf.write(str(path), np.full((4800, 2), 0.25), 48000, subtype="PCM_16")  # 0.1 s stereo
+    long, info = chain_reference({"reference_audio": str(path)}, 20, cfg, seed=0)
+    assert long.size == 20 * cfg.hop_length  # 2400 samples at 24 kHz, repeated to 5120
+    assert info["sample_rate"] == 48000 and info["channels"] == 2 and info["resampled_to"] == cfg.sample_rate
+    short, _ = chain_reference({"reference_audio": str(path)}, 4, cfg, seed=0)
+    assert short.size == 4 * cfg.hop_length
+    synthetic, none = chain_reference({}, 4, cfg, seed=0)
+    assert none is None and synthetic.size == 4 * cfg.hop_length
