@@ -140,15 +140,16 @@ def test_bad_inputs_end_with_one_clear_error(tiny, tmp_path, capsys, extra, text
     assert not list(tmp_path.glob("*.wav"))
 
 
-def test_reference_wav_must_be_24k_pcm16(tiny, tmp_path, capsys):
+def test_reference_audio_at_another_rate_and_depth_is_resampled(tiny, tmp_path, capsys):
+    import soundfile as sf
+
     path = tmp_path / "ref16k.wav"
-    with wave.open(str(path), "wb") as fh:
-        fh.setnchannels(2)
-        fh.setsampwidth(2)
-        fh.setframerate(16000)
-        fh.writeframes(np.zeros(32000, dtype="<i2").tobytes())
-    assert _synth(tiny, tmp_path / "x.wav", "--ref-audio", str(path)) == 1
-    assert "is 16000 Hz; the model needs 24000 Hz" in capsys.readouterr().err
+    mono = 4 * synthetic_reference(40, seed=1, sample_rate=16000, hop=256)
+    sf.write(str(path), np.stack([mono, 0.5 * mono], axis=1), 16000, subtype="PCM_24")
+    assert _synth(tiny, tmp_path / "x.wav", "--ref-audio", str(path)) == 0
+    out = capsys.readouterr().out
+    assert "16000 Hz, 2 channel(s), PCM_24" in out and "resampled to 24000 Hz" in out
+    assert "text: 1 batch(es)" in out
     stereo = tmp_path / "stereo.wav"
     with wave.open(str(stereo), "wb") as fh:
         fh.setnchannels(2)

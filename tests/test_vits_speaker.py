@@ -141,8 +141,7 @@ def test_bad_reference_audio(tiny, tmp_path):
         se.embed(lambda b: b, np.zeros(20_000, np.float32), cfg)
     wav = tmp_path / "ref22k.wav"
     write_wav(wav, np.zeros(2205), 22050)
-    with pytest.raises(InputError, match="22050 Hz; the speaker encoder takes 16000 Hz"):
-        se.read_wav(wav, 16000)
+    assert se.read_wav(wav, 16000).size == 1600  # resampled to the encoder's rate
     stereo = tmp_path / "stereo.wav"
     with wave.open(str(stereo), "wb") as fh:
         fh.setnchannels(2)

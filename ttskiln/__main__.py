@@ -9,7 +9,7 @@ import sys
 def _synth_parser(sub: argparse._SubParsersAction) -> None:
     synth = sub.add_parser(
         "synth",
-        help="text -> 24 kHz WAV with an F5-TTS checkpoint and a Vocos vocoder (ONNX Runtime or PyTorch)",
+        help="text (Chinese, English, mixed) -> 24 kHz WAV with an F5-TTS checkpoint and a Vocos vocoder (ONNX Runtime or PyTorch)",
         description="Synthesise speech in the voice of a reference recording (F5-TTS + Vocos; see "
                     "ttskiln/families/f5tts/chain.py).",
     )
@@ -24,11 +24,16 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--dit-onnx", help="exported dit graph (onnx backend; exported to a temporary folder if not given)")
     synth.add_argument("--vocoder-onnx", help="exported vocoder graph (onnx backend; exported if not given)")
     ref = synth.add_mutually_exclusive_group(required=True)
-    ref.add_argument("--ref-audio", help="reference voice: 16-bit PCM WAV at 24 kHz (mono or stereo)")
+    ref.add_argument("--ref-audio", help="reference voice: an audio file (WAV/FLAC/OGG, any bit depth, rate and channel "
+                     "count; averaged to mono and resampled to the model's rate)")
     ref.add_argument("--ref-mel", help="reference voice as a log-mel .npy [frames, 100]")
     synth.add_argument("--ref-text", required=True, help="what the reference recording says")
     synth.add_argument("--text", action="append", required=True,
-                       help="text to speak; repeat for a batch (then OUT_0.wav, OUT_1.wav, ...)")
+                       help="text to speak (Chinese, English or both, any length: long text is split into batches "
+                            "as upstream does); repeat for several texts (then OUT_0.wav, OUT_1.wav, ...)")
+    synth.add_argument("--cross-fade", type=float, default=0.15,
+                       help="seconds of linear cross-fade between a long text's batches (default 0.15)")
+    synth.add_argument("--float", action="store_true", help="write 32-bit float WAV instead of 16-bit PCM")
     synth.add_argument("--nfe", type=int, default=32, help="flow steps (default 32)")
     synth.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance strength (default 2.0)")
     synth.add_argument("--sway", type=float, default=-1.0, help="sway sampling coefficient (default -1.0)")
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 dit_onnx=args.dit_onnx, vocoder_onnx=args.vocoder_onnx, ref_audio=args.ref_audio, ref_mel=args.ref_mel,
                 ref_text=args.ref_text, texts=args.text, nfe=args.nfe, cfg_strength=args.cfg, sway=args.sway,
                 duration=args.duration, seed=args.seed, out=args.out, threads=args.threads, trtllm_engine=args.trtllm_engine,
+                cross_fade_s=args.cross_fade, out_format="FLOAT" if args.float else "PCM_16",
             )
         except TtskilnError as exc:
             print(f"ttskiln synth: error: {exc}", file=sys.stderr)

@@ -291,6 +291,11 @@ class Family(ABC):
         {output: case output}). Families whose entry points are not single graphs override
         ``parity`` instead."""
 
+    def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]] | None:
+        """(case name, identical?, detail) for a folder of upstream text front-end outputs, or
+        None for a family without a text front end."""
+        return None
+
     def tolerances(self, variant: str) -> dict[str, float]:
         """The family's default limits for an artifact of ``variant`` (fp32, fp16, int8)."""
         return {**self.default_tolerances, **self.variant_tolerances.get(variant, {})}

@@ -40,8 +40,11 @@ Text -> waveform: with ``options: {vocoder: <a vocos model of the config>}`` the
 ``synth`` chain at every profile point (``chain.py``: ONNX DiT + ONNX Vocos against PyTorch, from
 the same noise; drift rows, per-step DiT latency, end-to-end RTF at NFE 16/32, a WAV);
 ``options: {max_frames: N}`` bounds a request's total frames (default 3000, the released range);
-``options: {reference_text: ..., chain_texts: [...]}`` choose what the chain says (by default
-texts the checkpoint's vocab.txt can spell). The plan checks all of this before any job runs.
+``options: {reference_text: ..., chain_texts: [...], reference_audio: FILE}`` choose what the
+chain says and in which voice (by default texts the checkpoint's vocab.txt can spell and a
+synthetic voice); texts may be Chinese, English or mixed (``frontend.py``: upstream's pinyin
+front end) and long ones are split into batches as upstream splits them. The plan checks all
+of this (every text's front-end tokens against vocab.txt) before any job runs.
 ``python -m ttskiln synth`` is the same chain on the command line.
 
 Presets: F5TTS_v1_Base (337,096,804 parameters), F5TTS_Base (v0 options, same size),
@@ -83,7 +86,7 @@ class F5TTSFamily(Family):
     option_specs = {
         "preset": Option(str), "config": Option(str), "vocab": Option(str), "weights": Option(str),
         "vocoder": Option(str), "max_frames": Option(int, 2, TEXT_MAX_POSITIONS),
-        "chain_texts": Option(list), "reference_text": Option(str),
+        "chain_texts": Option(list), "reference_text": Option(str), "reference_audio": Option(str),
     }
     link_families = {"vocoder": "vocos"}
     presets = PRESETS
@@ -306,6 +309,16 @@ class F5TTSFamily(Family):
         else:
             vocab = self.vocab(checkpoint, config)
         chain_texts(options, vocab)
+        reference = options.get("reference_audio")
+        if reference is not None and not Path(reference).is_file():
+            raise ConfigError(f"options.reference_audio: {reference} not found (an audio file soundfile reads)")
+
+    def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]]:
+        """The text front end against upstream's ``convert_char_to_pinyin`` and ``chunk_text``
+        outputs recorded in ``folder`` (``frontend.json``; ``frontend.check_frontend``)."""
+        from ttskiln.families.f5tts.frontend import check_frontend
+
+        return check_frontend(folder)
 
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
         """ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos from the same noise:

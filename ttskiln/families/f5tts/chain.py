@@ -3,20 +3,26 @@
 One request is (reference audio, reference text, new text). The chain, as upstream's
 ``infer_batch_process`` runs it:
 
-1. the reference audio (24 kHz, no resampling here) is downmixed and normalised to RMS 0.1
-   (``audio.normalize_reference``) and turned into the conditioning log-mel (``audio.log_mel``,
-   ``samples // 256 + 1`` frames); ``ref_len = samples // 256`` frames are cut from the output;
-2. the model reads ``prompt_text(ref_text, text)`` as character tokens; every character must
-   be in the checkpoint's ``vocab.txt`` (see ``text_ids``);
-3. the total duration (reference included) is upstream's estimate from the ratio of the text
+1. the reference audio (any file soundfile reads; averaged to mono and resampled with soxr to the
+   model's rate by ``audio_io.read_audio``) is normalised to RMS 0.1 (``audio.normalize_reference``)
+   and turned into the conditioning log-mel (``audio.log_mel``, ``samples // 256 + 1`` frames);
+   ``ref_len = samples // 256`` frames are cut from the output;
+2. a long text is split into batches by ``frontend.chunk_text`` with upstream's budget
+   (``frontend.max_chars_for``: the reference text's bytes per second times the seconds left to
+   22 s); each batch is one request, and the batches' audio is joined by ``frontend.cross_fade``
+   (linear, 0.15 s);
+3. the model reads ``prompt_text(ref_text, batch)`` as the front end's tokens
+   (``frontend.text_tokens``: characters, and TONE3 pinyin for Chinese); every token must be in
+   the checkpoint's ``vocab.txt`` (see ``text_ids``);
+4. the total duration (reference included) is upstream's estimate from the ratio of the text
    lengths (``sampler.estimate_duration``) or ``duration_s`` seconds (upstream's
    ``fix_duration``: the total, reference included), at most ``max_frames``;
-4. ``sampler.sample`` runs the Euler/CFG/sway loop (NFE steps) over a velocity backend; the
+5. ``sampler.sample`` runs the Euler/CFG/sway loop (NFE steps) over a velocity backend; the
    generated frames (after ``ref_len``) go through the vocoder, mel (B, 100, T) -> audio, and
    the audio is scaled back by ``1 / gain``.
 
-Unknown characters: upstream maps a character missing from the vocabulary to id 0 (the space)
-and goes on; here it is an ``InputError`` that names the characters, because a silently
+Unknown tokens: upstream maps a token missing from the vocabulary to id 0 (the space) and goes
+on; here it is an ``InputError`` that names the tokens, because a silently
 dropped character is a pause in the speech that nobody asked for, and with the synthetic
 vocabularies (``tiny`` has 40 tokens) most of the alphabet is missing.
 
@@ -31,7 +37,6 @@ and with PyTorch from the same noise, compares them (``CHAIN_TOLERANCES``) and t
 from __future__ import annotations
 
 import time
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +44,12 @@ from typing import Any
 
 import numpy as np
 
+from ttskiln.audio_io import read_audio, write_audio
 from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.f5tts.audio import log_mel, normalize_reference
 from ttskiln.families.f5tts.config import TEXT_MAX_POSITIONS, F5Config
 from ttskiln.families.f5tts.sampler import estimate_duration, initial_noise, sample
-from ttskiln.families.f5tts.vocab import PAD_ID, char_tokens, prompt_text
+from ttskiln.families.f5tts.vocab import PAD_ID, char_tokens, prompt_text, spoken_reference
 
 CHAIN = "synth"
 #: The released models are trained and used up to 3000 frames (about 32 s at 24 kHz).
@@ -51,7 +57,7 @@ DEFAULT_MAX_FRAMES = 3000
 #: Smallest reference: 3 hops (the mel front end needs more than n_fft / 2 samples).
 MIN_REF_FRAMES = 3
 #: Chain-only model options (``read_config`` accepts them; they do not change the graph).
-CHAIN_OPTION_KEYS = ("vocoder", "max_frames", "chain_texts", "reference_text")
+CHAIN_OPTION_KEYS = ("vocoder", "max_frames", "chain_texts", "reference_text", "reference_audio")
 #: Drift of the ONNX chain from the PyTorch chain after the whole loop (N steps, then the
 #: vocoder). Per-call fp32 differences (~1e-6) grow through the ODE and the vocoder's exp(),
 #: so these are looser than the per-graph tolerances. Keys a model entry's ``tolerances`` set
@@ -123,6 +129,19 @@ def chain_texts(options: dict[str, Any], vocab: dict[str, int]) -> tuple[str, tu
     return ref, texts
 
 
+def chain_reference(options: dict[str, Any], ref_len: int, cfg: F5Config, seed: int) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """(reference audio of ``ref_len`` hops, what its file held) for the chain job: the file
+    ``options.reference_audio`` (read by ``audio_io.read_audio`` at the model's rate, cut or
+    repeated to the point's reference length), else ``synthetic_reference`` (and None)."""
+    path = options.get("reference_audio")
+    if path is None:
+        return synthetic_reference(ref_len, seed, cfg.sample_rate, cfg.hop_length), None
+    audio, info = read_audio(path, cfg.sample_rate)
+    samples = ref_len * cfg.hop_length
+    audio = np.resize(audio, samples).astype(np.float32) if audio.size < samples else audio[:samples]
+    return audio, {"path": str(path), **info.as_dict()}
+
+
 def text_ids(text: str, vocab: dict[str, int], what: str = "text") -> list[int]:
     """Character ids of ``text``; InputError for an empty text or characters not in ``vocab``."""
     if not text or not text.strip():
@@ -132,45 +151,21 @@ def text_ids(text: str, vocab: dict[str, int], what: str = "text") -> list[int]:
     if missing:
         shown = " ".join(repr(c) for c in missing[:20])
         raise InputError(
-            f"the {what} holds {len(missing)} character(s) missing from the model's vocab.txt: {shown}; "
-            "remove or replace them (upstream would read them as a space)"
+            f"the {what} holds {len(missing)} token(s) missing from the model's vocab.txt: {shown} "
+            "(Chinese characters read as TONE3 pinyin); remove or replace them (upstream would read them as a space)"
         )
     return [vocab[t] for t in tokens]
 
 
 def read_wav(path: str | Path, sample_rate: int = 24000) -> np.ndarray:
-    """A 16-bit PCM WAV file (mono or multi-channel) as mono float32 in [-1, 1]."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"reference audio {path} not found")
-    try:
-        with wave.open(str(path), "rb") as fh:
-            channels, width, rate, count = fh.getnchannels(), fh.getsampwidth(), fh.getframerate(), fh.getnframes()
-            data = fh.readframes(count)
-    except (wave.Error, EOFError) as exc:
-        raise InputError(f"{path} is not a PCM WAV file the stdlib wave module reads ({exc}); convert it to 16-bit PCM") from exc
-    if width != 2:
-        raise InputError(f"{path} holds {8 * width}-bit samples; convert it to 16-bit PCM WAV")
-    if rate != sample_rate:
-        raise InputError(f"{path} is {rate} Hz; the model needs {sample_rate} Hz (resample it first, e.g. "
-                         f"`sox in.wav -r {sample_rate} out.wav`; this tool does not resample)")
-    audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-    if audio.size == 0:
-        raise InputError(f"{path} holds no samples")
-    return audio.reshape(-1, channels).mean(axis=1).astype(np.float32)
+    """An audio file (any bit depth, float, any channel count, any rate) as mono float32 at
+    ``sample_rate`` (channels averaged, soxr resampling; ``audio_io.read_audio``)."""
+    return read_audio(path, sample_rate)[0]
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 24000) -> None:
-    """Write mono float audio as 16-bit PCM (clipped to [-1, 1]), atomically."""
-    from ttskiln.atomic import atomic_path
-
-    pcm = (np.clip(np.asarray(audio, dtype=np.float64).reshape(-1), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with atomic_path(path, suffix=".wav") as tmp:
-        with wave.open(str(tmp), "wb") as fh:
-            fh.setnchannels(1)
-            fh.setsampwidth(2)
-            fh.setframerate(int(sample_rate))
-            fh.writeframes(pcm.tobytes())
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 24000, subtype: str = "PCM_16") -> None:
+    """Write mono float audio as 16-bit PCM (clipped to [-1, 1]) or 32-bit float, atomically."""
+    write_audio(path, audio, sample_rate, subtype)
 
 
 def synthetic_reference(frames: int, seed: int, sample_rate: int = 24000, hop: int = 256) -> np.ndarray:
@@ -455,10 +450,12 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     vocoders = {primary: ort_voc, "pytorch-eager": torch_voc}
     vocab = fam.vocab(job.checkpoint, job.config)
     ref_text, gen_texts = chain_texts(job.options, vocab)
-    texts = [gen_texts[i % len(gen_texts)] for i in range(requests)]
-    prepared = prepare(cfg, vocab, synthetic_reference(ref_len, job.seed, cfg.sample_rate, cfg.hop_length), ref_text,
-                       texts, sample_rate=cfg.sample_rate, durations=[frames] * requests, max_frames=max_frames,
-                       max_tokens=frames - 1)
+    reference, ref_info = chain_reference(job.options, ref_len, cfg, job.seed)
+    # Long chain texts are split as the synth command splits them; the requests take the batches in turn.
+    batches, counts, _ = split_texts(gen_texts, ref_text, reference.size / cfg.sample_rate)
+    texts = [batches[i % len(batches)] for i in range(requests)]
+    prepared = prepare(cfg, vocab, reference, ref_text, texts, sample_rate=cfg.sample_rate,
+                       durations=[frames] * requests, max_frames=max_frames, max_tokens=frames - 1)
     noise = initial_noise(prepared.durations, cfg.mel_dim, np.random.default_rng(job.seed))
 
     def run(backend: str, steps: int) -> Synthesis:
@@ -471,7 +468,9 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     seconds = sum(a.size for a in ort_out.audio) / cfg.sample_rate
     shape = {"dit": [2 * requests, frames, cfg.mel_dim], "audio": [requests, int(ort_out.audio[0].size)]}
     base = {"component": CHAIN, "shape": shape, "audio_seconds": seconds, "requests": requests,
-            "ref_frames": ref_len, "nfe": VALIDATION_STEPS}
+            "ref_frames": ref_len, "nfe": VALIDATION_STEPS, "text_batches": counts}
+    if ref_info is not None:
+        base["reference_audio"] = ref_info
 
     mel_metrics = tensor_metrics(torch_out.mel, ort_out.mel)
     wave_ref, wave_got = np.concatenate(torch_out.audio), np.concatenate(ort_out.audio)
@@ -506,6 +505,42 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
                         "rtf": t["p50_ms"] / 1e3 / seconds if nfe else None,
                         "audio_seconds": seconds if nfe else None,
                         "speedup_vs_torch": torch_p50 / t["p50_ms"]})
+    return out
+
+
+# -- long text -------------------------------------------------------------------------------
+def split_texts(texts: Sequence[str], ref_text: str, ref_seconds: float, speed: float = 1.0) -> tuple[list[str], list[int], int]:
+    """(batches of all texts in order, batches per text, the byte budget): each text split by
+    ``frontend.chunk_text`` with upstream's budget for this reference (``max_chars_for`` of the
+    reference text as upstream prepares it and the reference's length in seconds)."""
+    from ttskiln.families.f5tts.frontend import chunk_text, max_chars_for
+
+    budget = max_chars_for(spoken_reference(ref_text), ref_seconds, speed)
+    batches: list[str] = []
+    counts: list[int] = []
+    for i, text in enumerate(texts):
+        parts = [p for p in chunk_text(text, budget) if p.strip()]
+        if not parts:
+            what = "text" if len(texts) == 1 else f"text {i + 1}"
+            raise InputError(f"the {what} is empty; give some words to speak")
+        batches += parts
+        counts.append(len(parts))
+    return batches, counts, budget
+
+
+def join_batches(audio: Sequence[np.ndarray], counts: Sequence[int], sample_rate: int,
+                 seconds: float | None = None) -> list[np.ndarray]:
+    """One waveform per text: its batches' audio (``counts[i]`` in order) joined by
+    ``frontend.cross_fade`` (linear fades over ``seconds``, default upstream's 0.15 s)."""
+    from ttskiln.families.f5tts.frontend import CROSS_FADE_SECONDS, cross_fade
+
+    if sum(counts) != len(audio):
+        raise InputError(f"{len(audio)} waveforms for {sum(counts)} batches")
+    fade = CROSS_FADE_SECONDS if seconds is None else seconds
+    out, start = [], 0
+    for n in counts:
+        out.append(cross_fade(audio[start:start + n], sample_rate, fade))
+        start += n
     return out
 
 
@@ -544,8 +579,12 @@ def synth_cli(
     threads: int | None = None,
     log: Callable[[str], None] = print,
     trtllm_engine: str | None = None,
+    cross_fade_s: float | None = None,
+    out_format: str = "PCM_16",
 ) -> list[Path]:
-    """``python -m ttskiln synth``: write one WAV per text; returns their paths."""
+    """``python -m ttskiln synth``: write one WAV per text; returns their paths. A text of any
+    length is split into batches (``split_texts``) that are synthesised together and joined
+    by a cross-fade (``join_batches``)."""
     import tempfile
 
     from ttskiln.families import get_family
@@ -569,12 +608,27 @@ def synth_cli(
     voc_config = vocos.read_config(Path(vocoder), {})
     check_vocoder(cfg, voc_config, str(vocoder))
 
+    if cross_fade_s is not None and not cross_fade_s >= 0:
+        raise InputError(f"--cross-fade must be 0 or more seconds, got {cross_fade_s}")
+    if not texts:
+        raise InputError("no text to synthesise; give at least one --text")
     if ref_audio is not None:
-        audio = read_wav(ref_audio, cfg.sample_rate)
-        prepared = prepare(cfg, vocab, audio, ref_text, texts, sample_rate=cfg.sample_rate, duration_s=duration,
+        audio, info = read_audio(ref_audio, cfg.sample_rate)
+        log(f"reference {ref_audio}: {info.describe()}")
+        ref_seconds = info.seconds
+    else:
+        ref_seconds = _mel_seconds(cfg, ref_mel)
+    if not ref_text or not ref_text.strip():
+        raise InputError("the reference text is empty; give what the reference recording says")
+    batches, counts, budget = split_texts(texts, ref_text, ref_seconds)
+    for i, n in enumerate(counts):
+        name = "text" if len(texts) == 1 else f"text {i + 1}"
+        log(f"{name}: {n} batch(es) of at most {budget} bytes (upstream's budget for a {ref_seconds:.2f} s reference)")
+    if ref_audio is not None:
+        prepared = prepare(cfg, vocab, audio, ref_text, batches, sample_rate=cfg.sample_rate, duration_s=duration,
                            max_frames=max_frames)
     else:
-        prepared = _prepare_from_mel(cfg, vocab, ref_mel, ref_text, texts, duration, max_frames)
+        prepared = _prepare_from_mel(cfg, vocab, ref_mel, ref_text, batches, duration, max_frames)
 
     with tempfile.TemporaryDirectory(prefix="ttskiln-synth-") as tmp:
         if backend == "onnx":
@@ -616,20 +670,20 @@ def synth_cli(
         result = synthesize(velocity, voc, prepared, steps=nfe, cfg_strength=cfg_strength, sway=sway,
                             rng=np.random.default_rng(seed), max_frames=max_frames)
         elapsed = time.perf_counter() - start
+    joined = join_batches(result.audio, counts, cfg.sample_rate, cross_fade_s)
     target = Path(out)
     paths = [target] if len(texts) == 1 else [target.with_name(f"{target.stem}_{i}{target.suffix or '.wav'}") for i in range(len(texts))]
-    for path, audio in zip(paths, result.audio):
-        write_wav(path, audio, cfg.sample_rate)
-        log(f"wrote {path} ({audio.size / cfg.sample_rate:.2f} s)")
-    seconds = sum(a.size for a in result.audio) / cfg.sample_rate
-    log(f"{backend}: NFE {nfe}, {elapsed:.2f} s for {seconds:.2f} s of audio (RTF {elapsed / seconds:.3f})")
+    for path, audio, n in zip(paths, joined, counts):
+        write_wav(path, audio, cfg.sample_rate, out_format)
+        log(f"wrote {path} ({audio.size / cfg.sample_rate:.2f} s, {n} batch(es))")
+    seconds = sum(a.size for a in joined) / cfg.sample_rate
+    log(f"{backend}: NFE {nfe}, {len(batches)} batch(es), {elapsed:.2f} s for {seconds:.2f} s of audio "
+        f"(RTF {elapsed / seconds:.3f})")
     return paths
 
 
-def _prepare_from_mel(cfg: F5Config, vocab: dict[str, int], path: str | None, ref_text: str, texts: Sequence[str],
-                      duration: float | None, max_frames: int) -> Prepared:
-    """A reference given as a log-mel .npy ([frames, M], [M, frames] or [1, frames, M]); its
-    audio length is taken as (frames - 1) hops and its gain as 1."""
+def _load_mel(cfg: F5Config, path: str | None) -> np.ndarray:
+    """A reference log-mel .npy as [frames, M] ([frames, M], [M, frames] or [1, frames, M])."""
     file = Path(str(path))
     if not file.is_file():
         raise InputError(f"reference mel {file} not found")
@@ -646,6 +700,19 @@ def _prepare_from_mel(cfg: F5Config, vocab: dict[str, int], path: str | None, re
         raise InputError(f"{file}: a reference mel is [frames, {cfg.mel_dim}] natural-log mel, got shape {list(np.shape(mel))}")
     if not np.all(np.isfinite(mel)):
         raise InputError(f"{file} holds NaN or infinite values")
+    return mel
+
+
+def _mel_seconds(cfg: F5Config, path: str | None) -> float:
+    """The audio length a reference mel stands for: (frames - 1) hops."""
+    return max(_load_mel(cfg, path).shape[0] - 1, 1) * cfg.hop_length / cfg.sample_rate
+
+
+def _prepare_from_mel(cfg: F5Config, vocab: dict[str, int], path: str | None, ref_text: str, texts: Sequence[str],
+                      duration: float | None, max_frames: int) -> Prepared:
+    """A reference given as a log-mel .npy ([frames, M], [M, frames] or [1, frames, M]); its
+    audio length is taken as (frames - 1) hops and its gain as 1."""
+    mel = _load_mel(cfg, path)
     # Reuse ``prepare`` for the checks and durations, with stand-in audio of the same length.
     samples = (mel.shape[0] - 1) * cfg.hop_length
     stand_in = np.full(max(samples, 1), 0.5, dtype=np.float32)

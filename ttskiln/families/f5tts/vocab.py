@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ttskiln.errors import CheckpointError, InputError
+from ttskiln.errors import CheckpointError
 
 UNKNOWN_ID = 0
 PAD_ID = -1
@@ -78,23 +78,26 @@ def batch_ids(token_lists: Sequence[Sequence[str]], vocab: dict[str, int]) -> np
     return out
 
 
-def prompt_text(ref_text: str, gen_text: str) -> str:
-    """The text the model reads: the reference text made to end in ". " (unless it ends in
-    "。"), one more space when it then ends in a 1-byte character, then the new text."""
+def spoken_reference(ref_text: str) -> str:
+    """The reference text made to end in ". " (unless it ends in "。"), as upstream prepares it
+    before it derives the batch budget from it."""
     if not ref_text.endswith(". ") and not ref_text.endswith("\u3002"):
         ref_text += " " if ref_text.endswith(".") else ". "
+    return ref_text
+
+
+def prompt_text(ref_text: str, gen_text: str) -> str:
+    """The text the model reads: ``spoken_reference(ref_text)``, one more space when it ends in
+    a 1-byte character, then the new text."""
+    ref_text = spoken_reference(ref_text)
     if ref_text and len(ref_text[-1].encode("utf-8")) == 1:
         ref_text += " "
     return ref_text + gen_text
 
 
 def char_tokens(text: str) -> list[str]:
-    """Character tokens of a text without Chinese characters: upstream's character fixes,
-    then one token per character. Upstream also inserts a space before a multi-letter ASCII
-    word that directly follows a character other than a space, quote or colon (after its
-    word segmentation); write such texts with the space. Chinese text needs upstream's
-    pinyin front-end (``convert_char_to_pinyin``); pass its tokens to ``tokens_to_ids``."""
-    chinese = [c for c in text if "\u3100" <= c <= "\u9fff"]
-    if chinese:
-        raise InputError(f"text holds Chinese characters ({''.join(chinese[:5])}...); they need a pinyin front-end")
-    return list(text.translate(CHAR_FIXES))
+    """The tokens the model reads for ``text``: the F5 front end (``frontend.text_tokens``:
+    upstream's character fixes, word segmentation, pinyin for Chinese characters)."""
+    from ttskiln.families.f5tts.frontend import text_tokens
+
+    return text_tokens(text)

@@ -20,7 +20,6 @@ for z and 0.8 for the duration predictor, as in YourTTS inference). Rows:
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +71,10 @@ def _z_noise(seed: int, batch: int, hidden: int):
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """16-bit mono PCM (clipped to [-1, 1])."""
-    pcm = (np.clip(np.asarray(audio, dtype=np.float64).ravel(), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with wave.open(str(path), "wb") as fh:
-        fh.setnchannels(1)
-        fh.setsampwidth(2)
-        fh.setframerate(int(sample_rate))
-        fh.writeframes(pcm.tobytes())
+    """16-bit mono PCM (clipped to [-1, 1]; ``audio_io.write_audio``)."""
+    from ttskiln.audio_io import write_audio
+
+    write_audio(path, audio, sample_rate)
 
 
 def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:

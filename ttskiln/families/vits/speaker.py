@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,26 +400,11 @@ def embed(run: Callable[[np.ndarray], np.ndarray], wave_: np.ndarray, cfg: Speak
 
 
 def read_wav(path: Path, sample_rate: int) -> np.ndarray:
-    """A PCM WAV file as mono float32 in [-1, 1]; its rate must be ``sample_rate``."""
-    try:
-        with wave.open(str(path), "rb") as fh:
-            rate, channels, width, count = fh.getframerate(), fh.getnchannels(), fh.getsampwidth(), fh.getnframes()
-            raw = fh.readframes(count)
-    except (OSError, EOFError, wave.Error) as exc:
-        raise InputError(f"reference audio {path}: not a readable PCM WAV file ({exc})") from exc
-    if rate != sample_rate:
-        raise InputError(f"reference audio {path} is {rate} Hz; the speaker encoder takes {sample_rate} Hz (resample it first)")
-    if width == 1:
-        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width in (2, 4):
-        data = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float32) / float(2 ** (8 * width - 1))
-    elif width == 3:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16))
-        data = (np.where(ints >= 1 << 23, ints - (1 << 24), ints)).astype(np.float32) / float(1 << 23)
-    else:
-        raise InputError(f"reference audio {path}: {8 * width}-bit samples are not supported")
-    return data.reshape(-1, channels).mean(axis=1).astype(np.float32)
+    """An audio file (any bit depth, float, any channel count) as mono float32, resampled to
+    ``sample_rate`` (``audio_io.read_audio``)."""
+    from ttskiln.audio_io import read_audio
+
+    return read_audio(path, sample_rate)[0]
 
 
 def synthetic_reference(sample_rate: int, seconds: float, seed: int) -> np.ndarray:
