@@ -291,6 +291,12 @@ class Family(ABC):
         {output: case output}). Families whose entry points are not single graphs override
         ``parity`` instead."""
 
+    def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]] | None:
+        """Check a text front-end fixture folder (manifest ``kind: frontend``): one
+        ``(case name, identical, detail)`` per recorded case. None (the default): the family
+        has no text front end."""
+        return None
+
     def tolerances(self, variant: str) -> dict[str, float]:
         """The family's default limits for an artifact of ``variant`` (fp32, fp16, int8)."""
         return {**self.default_tolerances, **self.variant_tolerances.get(variant, {})}
