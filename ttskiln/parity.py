@@ -4,6 +4,11 @@ A case folder holds manifest.json (``family``, ``config``, ``entry_point``), the
 files in the released format, inputs.npz and outputs.npz keyed by upstream names. The family's
 PyTorch re-implementation and its exported fp32 ONNX run on the recorded inputs; each compared
 output prints its max abs error, and the last line is ``worst max_abs_err=<value>``.
+
+A text front-end folder (manifest ``kind: frontend``: recorded texts and the ids upstream's
+front end made of them) goes to the family's ``frontend_parity``; each case prints ``ok`` or
+``FAIL`` with a detail, then the count of identical cases and the same summary line (0 when
+every case is identical, inf otherwise).
 """
 
 from __future__ import annotations
@@ -88,8 +93,33 @@ def max_abs_err(check: ParityCheck) -> float:
     return float(np.max(np.abs(check.got.astype(np.float64) - check.expected.astype(np.float64))))
 
 
+def frontend_main(case_dir: str, manifest: dict) -> int:
+    """A text front-end folder: every case identical to upstream, or FAIL."""
+    family = get_family(str(manifest.get("family", "")))
+    results = family.frontend_parity(Path(case_dir))
+    if results is None:
+        print(f"parity: {case_dir}: family {family.name!r} has no text front end")
+        return 2
+    width = max((len(name) for name, _, _ in results), default=0)
+    for name, ok, detail in results:
+        print(f"{name:<{width}} {'ok' if ok else 'FAIL'}{'  ' + detail if detail else ''}")
+    same = sum(1 for _, ok, _ in results if ok)
+    print(f"{family.name} front end: {same}/{len(results)} cases identical to upstream")
+    failed = same != len(results) or not results
+    print(f"worst max_abs_err={float('inf') if failed else 0.0:.3e}")
+    return 1 if failed else 0
+
+
 def main(case_dir: str) -> int:
     try:
+        manifest_path = Path(case_dir) / "manifest.json"
+        if manifest_path.is_file():
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{manifest_path} is not valid JSON: {exc}") from exc
+            if isinstance(manifest, dict) and manifest.get("kind") == "frontend":
+                return frontend_main(case_dir, manifest)
         case = load_case(case_dir)
         checks = run_parity(case)
     except TtskilnError as exc:

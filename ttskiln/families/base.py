@@ -292,8 +292,9 @@ class Family(ABC):
         ``parity`` instead."""
 
     def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]] | None:
-        """(case name, identical?, detail) for a folder of upstream text front-end outputs, or
-        None for a family without a text front end."""
+        """Check a text front-end fixture folder (manifest ``kind: frontend``): one
+        ``(case name, identical, detail)`` per recorded case. None (the default): the family
+        has no text front end."""
         return None
 
     def tolerances(self, variant: str) -> dict[str, float]:

@@ -33,6 +33,9 @@ uncached path (``kv_cache=False``) and ``forward(return_latent=True)`` use 0, 1,
 ``UnifiedVoice.latents`` does the latter. ``decode`` takes the position as an input, so both
 are one graph.
 
+Text (``text.py``): Tortoise's English cleaners and the BPE of the user's tokenizer.json;
+``python -m ttskiln tortoise-generate`` runs text -> mel codes and latents (``cli.py``).
+
 Chain ``generate``: greedy prefill + N decode steps on ONNX Runtime against the full
 (uncached) PyTorch forward at every step, and prefill / per-token decode latency (ORT I/O
 binding vs PyTorch with cache); see ``chain.py``.
@@ -335,3 +338,11 @@ class TortoiseGPTFamily(Family):
         from ttskiln.families.tortoise_gpt.parity import run_case
 
         return run_case(self, case)
+
+    def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]]:
+        """Tortoise's ``VoiceBpeTokenizer.encode`` on recorded texts with the folder's tokenizer.json
+        (the manifest's ``vocabulary``; see ``text.py``)."""
+        from ttskiln.families.tortoise_gpt.text import frontend_parity
+
+        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+        return frontend_parity(folder, str(manifest.get("vocabulary") or "tokenizer.json"))

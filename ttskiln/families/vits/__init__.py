@@ -33,6 +33,9 @@ language embedding (``config.graph_inputs``):
   spectrogram front end inside the graph. Its profile axis ``ref_samples`` defaults to
   0.5-2.5 s (2.5 s = the 250-frame windows upstream embeds) when a profile does not set it.
 
+Text front end (``text.py``): Coqui's tokenizer from the config's ``characters``,
+``text_cleaner`` and ``add_blank`` entries; ``python -m ttskiln tts`` speaks a text (``tts.py``).
+
 Chain ``tts``: seeded text ids and speaker (with a speaker encoder: the d-vector of a seeded
 reference WAV, through the encoder) -> waveform through the ONNX graphs and through PyTorch
 with the same noise (``chain.py``). Presets: ``yourtts`` (released sizes, with the released
@@ -414,6 +417,12 @@ class VitsFamily(Family):
         from ttskiln.families.vits.parity import run_case
 
         return run_case(self, case)
+
+    def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]]:
+        """Coqui's ``text_to_ids`` on recorded texts and character configurations (``text.py``)."""
+        from ttskiln.families.vits.text import frontend_parity
+
+        return frontend_parity(folder)
 
 
 def _speaker_ids(checkpoint: Path) -> dict[str, int] | None:
