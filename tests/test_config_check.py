@@ -269,3 +269,31 @@ def test_override_keeps_the_presets_kind(tmp_path):
     assert "checkpoint.overrides.num_layers: must be an integer like the preset's 1, got False" in refused({"v": entry}, tmp_path)
     entry["checkpoint"]["overrides"]["num_layers"] = 2
     assert plan({"v": entry}, tmp_path).models["v"].info.summary["layers"] == 2
+
+
+# -- found by trying the pipeline as a new user -------------------------------------------------
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"family": "vits", "checkpoint": {"synthetic": "tiny"}, "options": {"max_tokens": 10}},
+         "point speech-opt has 63 text tokens, above the model's max_tokens 10"),
+        ({"family": "vits", "checkpoint": {"synthetic": "tiny"}, "options": {"reference_wav": "missing.wav"}},
+         "options.reference_wav: missing.wav not found"),
+        ({"family": "f5tts", "checkpoint": {"synthetic": "tiny"}, "options": {"chain_texts": [1, 2]}},
+         "options.chain_texts: item 0 must be a non-empty string, got 1"),
+        ({"family": "sovits_v4", "checkpoint": {"synthetic": "tiny"}, "options": {"preset": "enormous"}},
+         "options ['preset'] describe a checkpoint folder and do nothing for a synthetic checkpoint"),
+        ({"family": "tortoise_gpt", "checkpoint": {"synthetic": "tiny"}, "options": {"unified_voice": {"layrs": 2}}},
+         "options ['unified_voice'] describe a checkpoint folder"),
+        ({"family": "f5tts", "checkpoint": {"synthetic": "tiny"}, "options": {"vocab": "missing/vocab.txt"}},
+         "options ['vocab'] describe a checkpoint folder"),
+        ({"family": "vocos", "checkpoint": {"synthetic": "tiny"}, "int8": {"op_types": []}},
+         "int8.op_types: [] should be non-empty"),
+    ],
+)
+def test_options_that_would_be_ignored_or_fail_later_are_refused(tmp_path, entry, message):
+    with pytest.raises(TtskilnError) as info:
+        config = {"models": {"m": entry}}
+        check_config(config)
+        plan(config["models"], tmp_path)
+    assert message in str(info.value) and "\n" not in str(info.value)

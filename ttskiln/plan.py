@@ -226,6 +226,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
     path = None
     if isinstance(ckpt, dict):
         synthetic = {"preset": ckpt["synthetic"], "seed": int(ckpt.get("seed", 0)), "overrides": dict(ckpt.get("overrides") or {})}
+        family.check_synthetic_options(options)
         _check_overrides(synthetic["overrides"], "checkpoint.overrides")
         _check_override_kinds(synthetic["overrides"], family.presets.get(synthetic["preset"]) or {})
         try:

@@ -133,13 +133,16 @@ STATIC_INT8: dict[str, Any] = {"method": "static", "op_types": None, "exclude_no
 
 @dataclass(frozen=True)
 class Option:
-    """One model-entry option a family takes: the kind of its value and, for integers, the
-    smallest and largest allowed."""
+    """One model-entry option a family takes: the kind of its value, for integers the
+    smallest and largest allowed, for lists the kind of each item; ``checkpoint_only`` options
+    describe a checkpoint folder's files and mean nothing for a synthetic checkpoint."""
 
     kind: type
     minimum: int | None = None
     maximum: int | None = None
     help: str = ""
+    item: type | None = None
+    checkpoint_only: bool = False
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` does not fit, or None."""
@@ -152,6 +155,12 @@ class Option:
             return f"must be at least {self.minimum}, got {value}"
         if self.maximum is not None and value > self.maximum:
             return f"must be at most {self.maximum}, got {value}"
+        if self.item is not None:
+            inner = Option(self.item)
+            for i, entry in enumerate(value):
+                problem = inner.problem(entry)
+                if problem:
+                    return f"item {i} {problem}"
         return None
 
 
@@ -204,6 +213,17 @@ class Family(ABC):
             problem = self.option_specs[key].problem(value)
             if problem:
                 raise ConfigError(f"options.{key}: {problem}")
+
+    def check_synthetic_options(self, options: dict[str, Any]) -> None:
+        """ConfigError for options that only describe a checkpoint folder's files (they would be
+        silently ignored on a synthetic checkpoint)."""
+        from ttskiln.errors import ConfigError
+
+        ignored = sorted(k for k in options if k in self.option_specs and self.option_specs[k].checkpoint_only)
+        if ignored:
+            raise ConfigError(
+                f"options {ignored} describe a checkpoint folder and do nothing for a synthetic checkpoint; "
+                "a synthetic model's layout comes from checkpoint.synthetic (the preset) and checkpoint.overrides")
 
     def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
                    points: list[Any], checkpoint: Path | None) -> None:

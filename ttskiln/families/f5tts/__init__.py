@@ -84,9 +84,10 @@ class F5TTSFamily(Family):
     #: Architecture options, then the synth chain's (``chain.py``: a linked Vocos model, the
     #: largest total duration in frames, the texts it speaks).
     option_specs = {
-        "preset": Option(str), "config": Option(str), "vocab": Option(str), "weights": Option(str),
+        "preset": Option(str, checkpoint_only=True), "config": Option(str, checkpoint_only=True),
+        "vocab": Option(str, checkpoint_only=True), "weights": Option(str, checkpoint_only=True),
         "vocoder": Option(str), "max_frames": Option(int, 2, TEXT_MAX_POSITIONS),
-        "chain_texts": Option(list), "reference_text": Option(str), "reference_audio": Option(str),
+        "chain_texts": Option(list, item=str), "reference_text": Option(str), "reference_audio": Option(str),
     }
     link_families = {"vocoder": "vocos"}
     presets = PRESETS

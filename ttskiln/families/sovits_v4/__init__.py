@@ -41,7 +41,8 @@ class SovitsV4Family(Family):
     name = "sovits_v4"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
-    option_specs = {"preset": Option(str), "config": Option(dict), "normalized_input": Option(bool)}
+    option_specs = {"preset": Option(str, checkpoint_only=True), "config": Option(dict, checkpoint_only=True),
+                    "normalized_input": Option(bool, checkpoint_only=True)}
     presets = {
         # The released v4 vocoder: 14,425,409 parameters.
         DEFAULT_PRESET: {},

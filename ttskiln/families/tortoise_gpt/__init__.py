@@ -70,7 +70,8 @@ TRACE_SIZES = {"batch": 2, "tokens": 7}
 
 class TortoiseGPTFamily(Family):
     name = "tortoise_gpt"
-    option_specs = {"preset": Option(str), "unified_voice": Option(dict), "weights": Option(str), "decode_steps": Option(int, 1)}
+    option_specs = {"preset": Option(str, checkpoint_only=True), "unified_voice": Option(dict, checkpoint_only=True),
+                    "weights": Option(str, checkpoint_only=True), "decode_steps": Option(int, 1)}
     presets = PRESETS
     default_tolerances = {"max_abs_err": 1e-3, "cosine": 0.99999, "snr_db": 60.0}
     default_profiles = {

@@ -401,6 +401,20 @@ class VitsFamily(Family):
             raise ConfigError("options.reference_wav needs a speaker encoder (model_se.pth + config_se.json in the checkpoint)")
         return [CHAIN]
 
+    def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
+                   points: list[Any], checkpoint: Path | None) -> None:
+        """Each point's text tokens within the model's max_tokens (the text encoder's limit),
+        and the chain's reference recording present."""
+        limit = self.config(config).max_tokens
+        for point in points:
+            tokens = int(point.sizes.get("tokens", 0))
+            if tokens > limit:
+                raise ConfigError(f"point {point.name} has {tokens} text tokens, above the model's max_tokens {limit}; "
+                                  "lower the profile's tokens (or raise options.max_tokens)")
+        reference = options.get("reference_wav")
+        if reference is not None and not Path(reference).is_file():
+            raise ConfigError(f"options.reference_wav: {reference} not found (an audio file soundfile reads)")
+
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
         from ttskiln.families.vits.chain import run_tts_chain
 
