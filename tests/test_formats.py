@@ -261,11 +261,11 @@ def test_vits_speaker_encoder_false_on_a_synthetic_model_schedules_no_encoder(tm
     entry = {"family": "vits", "checkpoint": {"synthetic": "tiny"}}
     with_encoder = build_plan({"models": {"m": entry}}, tmp_path).models["m"]
     assert "speaker_encoder" in [c.name for c in with_encoder.info.components]
-    plan = build_plan({"models": {"m": {**entry, "options": {"speaker_encoder": False, "max_tokens": 99}}}}, tmp_path)
+    plan = build_plan({"models": {"m": {**entry, "options": {"speaker_encoder": False, "max_tokens": 300}}}}, tmp_path)
     model = plan.models["m"]
     assert "speaker_encoder" not in [c.name for c in model.info.components]
     assert "_speaker_encoder" not in model.config  # so the synthetic writer makes no encoder either
-    assert model.info.summary["max_tokens"] == 99
+    assert model.info.summary["max_tokens"] == 300
     with pytest.raises(Exception, match="speaker_encoder: must be true or false"):
         build_plan({"models": {"m": {**entry, "options": {"speaker_encoder": "no"}}}}, tmp_path)
 
