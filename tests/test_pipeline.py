@@ -105,6 +105,11 @@ def test_report_rows_and_flags(built):
     assert 1e-6 < low["fp16"]["max_abs_err"] < 1e-2 and low["int8"]["max_abs_err"] > low["fp16"]["max_abs_err"]
     assert all(r["gflops"] > 0 and 0 < r["peak_fraction"] for r in rows if r["variant"] not in ("fp32-chunked", "export"))
     assert summary["environment"]["gemm_peak"]["gflops"] > 0
+    peaks = summary["environment"]["gemm_peak"]["peaks"]
+    assert {"fp32", "fp16", "int8"} <= set(peaks) and all(p["gflops"] > 0 for p in peaks.values())
+    # A share of peak above 100 % would mean the peak is wrong: every row scores within its precision's.
+    assert summary["over_peak"] == []
+    assert all(r["peak_fraction"] is None or 0 < r["peak_fraction"] <= 1 for r in summary["rows"])
     for point in ("p-opt", "p-max", "q-opt", "q-max", "sample"):
         marked = [r for r in rows if r["point"] == point and r["fastest_within_tolerance"]]
         assert len(marked) == 1 and marked[0]["passed"] is not False

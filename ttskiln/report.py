@@ -127,18 +127,39 @@ def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def add_speed_context(rows: list[dict[str, Any]], peak_gflops: float | None) -> None:
+#: The GEMM peak a row's variant is scored against (see ``ttskiln.flops.gemm_peak``).
+PEAK_PRECISION = {"int8": "int8", "fp16": "fp16"}
+
+
+def row_peak(peak: dict[str, Any] | None, variant: str) -> float | None:
+    """The measured peak (GFLOP/s, or GOP/s for int8) for rows of ``variant``."""
+    if not peak:
+        return None
+    per = peak.get("peaks") or {"fp32": {"gflops": peak.get("gflops")}}
+    entry = per.get(PEAK_PRECISION.get(variant, "fp32")) or per.get("fp32") or {}
+    return entry.get("gflops")
+
+
+def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -> list[str]:
     """GFLOP/s (work counted from the fp32 graph at the point's shapes) against the machine's
-    GEMM peak, and the fastest row within tolerance at each model/component/point."""
+    GEMM peak in the row's own precision, and the fastest row within tolerance at each
+    model/component/point. Returns a line per row whose share of its peak exceeds 100 %
+    (then the peak is wrong; the share is shown as measured, never clipped)."""
     work = {(r["model"], r["component"], r["point"]): r.get("gflop") for r in rows if r["variant"] == "fp32" and r.get("gflop")}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    over = []
     for row in rows:
         key = (row["model"], row["component"], row["point"])
         groups[key].append(row)
         gflop = work.get(key) if row["variant"] != "fp32-chunked" else None
         row["gflop"] = gflop
         row["gflops"] = gflop / (row["p50_ms"] / 1e3) if gflop and row.get("p50_ms") else None
-        row["peak_fraction"] = row["gflops"] / peak_gflops if row["gflops"] and peak_gflops else None
+        limit = row_peak(peak, row["variant"])
+        row["peak_fraction"] = row["gflops"] / limit if row["gflops"] and limit else None
+        if row["peak_fraction"] and row["peak_fraction"] > 1:
+            over.append(f"{row['model']} / {row['component']} / {row['variant']} @ {row['point']}: "
+                        f"{row['gflops']:.1f} GFLOP/s is {100 * row['peak_fraction']:.0f} % of the measured "
+                        f"{PEAK_PRECISION.get(row['variant'], 'fp32')} peak {limit:.1f}")
         row["fastest_within_tolerance"] = False
     for group in groups.values():
         # Chain rows time different things per variant (one step, a whole run): not comparable.
@@ -146,6 +167,7 @@ def add_speed_context(rows: list[dict[str, Any]], peak_gflops: float | None) -> 
                     and (r["passed"] is True or r["backend"] == "pytorch-eager")]
         if eligible:
             min(eligible, key=lambda r: r["p50_ms"])["fastest_within_tolerance"] = True
+    return over
 
 
 def _json_safe(value: Any) -> Any:
@@ -187,7 +209,7 @@ def write_report(
             models[model]["trtllm_checkpoint"] = _trtllm_checkpoint(folder)
     rows = build_rows(_load(validations), bench_records) + chain_rows(chains or [])
     peak = json.loads(Path(gemm_peak).read_text()) if gemm_peak else None
-    add_speed_context(rows, peak["gflops"] if peak else None)
+    over_peak = add_speed_context(rows, peak)
     synthetic = sorted(name for name, meta in models.items() if meta.get("synthetic"))
     hosts = sorted({b["environment"]["hostname"] for b in bench_records})
     env = bench_records[0]["environment"] if bench_records else environment()
@@ -197,6 +219,7 @@ def write_report(
         "models": models,
         "environment": {**env, "hosts": hosts, "gemm_peak": peak},
         "skipped_stages": [f"{stage}: skipped, {why}" for stage, why in sorted((skipped or {}).items())],
+        "over_peak": over_peak,
         "partial": partial,
         "failed_jobs": sorted(failed_jobs or [], key=lambda f: (str(f.get("model")), f.get("stage", ""), f.get("log", ""))),
         "rows": rows,
@@ -271,7 +294,7 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("rtf", lambda r: _fmt(r["rtf"], ".4f")),
     ("speedup_vs_torch", lambda r: _fmt(r["speedup_vs_torch"], ".2f")),
     ("GFLOP/s", lambda r: _fmt(r.get("gflops"), ".1f")),
-    ("% of GEMM peak", lambda r: _fmt(100 * r["peak_fraction"], ".0f") if r.get("peak_fraction") else "–"),
+    ("% of peak", lambda r: _fmt(100 * r["peak_fraction"], ".0f") if r.get("peak_fraction") else "–"),
     ("fastest in tolerance", lambda r: "★" if r.get("fastest_within_tolerance") else ""),
 )
 
@@ -306,12 +329,24 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
         f"CPU: {env['cpu']} ({env['cpu_count']} logical cores), threads per backend: {env['threads']}",
         f"hosts: {', '.join(env.get('hosts', [])) or env['hostname']}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-        (f"GEMM peak: {env['gemm_peak']['gflops']:.1f} GFLOP/s ({env['gemm_peak']['library']}, "
-         f"{env['gemm_peak']['size']}^3, {env['gemm_peak']['threads']} threads), measured in this run"
-         if env.get("gemm_peak") else "GEMM peak: not measured"),
+        _peak_line(env.get("gemm_peak")),
         "RTF = p50 compute seconds / seconds of audio produced per call (all batch items); "
         "speedup = PyTorch eager p50 / this p50.",
     ]
+
+
+def _peak_line(peak: dict[str, Any] | None) -> str:
+    if not peak:
+        return "GEMM peaks: not measured"
+    per = peak.get("peaks") or {"fp32": {"gflops": peak["gflops"], "kernel": peak.get("library")}}
+    parts = [f"{p} {v['gflops']:.1f} ({v['kernel']})" for p, v in per.items()]
+    theory = peak.get("theoretical") or {}
+    line = (f"GEMM peaks, measured at {peak.get('measured_at', 'an earlier run')} on {peak['threads']} threads "
+            f"({peak['size']}^3): " + ", ".join(parts) + " GFLOP/s (int8: GOP/s); each row is scored against its precision's peak")
+    if theory:
+        line += (f"; theoretical at {theory['clock_ghz']:.2f} GHz with {theory['vector_bits']}-bit vectors: "
+                 f"fp32 {theory['fp32']:.0f}, int8 {theory['int8']:.0f} ({theory['assumes']})")
+    return line
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -327,6 +362,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model):
             lines.append("| " + " | ".join(str(cell(row)) for _, cell in COLUMNS) + " |")
         lines.append("")
+    if summary.get("over_peak"):
+        lines += ["## Rows above their measured peak (the peak measurement is wrong)", ""]
+        lines += [f"- {line}" for line in summary["over_peak"]] + [""]
     if summary.get("failed_jobs"):
         lines += ["## Failed jobs", ""]
         lines += [f"- {f.get('model') or '-'} / {f['stage']}: {f['error']} (log: `{f['log']}`)" for f in summary["failed_jobs"]]
@@ -366,6 +404,9 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model and r.get("audio")):
             parts.append(f"<p>{esc(row['component'])} / {esc(row['backend'])} @ {esc(row['point'])}: "
                          f"<audio controls src='../{esc(row['audio'])}'></audio> <code>{esc(row['audio'])}</code></p>")
+    if summary.get("over_peak"):
+        parts.append("<h2>Rows above their measured peak (the peak measurement is wrong)</h2><ul>"
+                     + "".join(f"<li class='fail'>{esc(line)}</li>" for line in summary["over_peak"]) + "</ul>")
     if summary.get("failed_jobs"):
         parts.append("<h2>Failed jobs</h2><ul>" + "".join(
             f"<li class='fail'>{esc(str(f.get('model') or '-'))} / {esc(f['stage'])}: {esc(f['error'])} "
