@@ -386,6 +386,7 @@ def write_report_after_failure(snakemake_log):
             skipped=GPU.skipped,
             failed_jobs=failed,
             partial=True,
+            policy=PLAN.policy,
             **outputs,
         )
     except Exception as exc:  # never hide the run's own error behind the report's

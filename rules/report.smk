@@ -21,6 +21,7 @@ rule report:
         models=get_models_meta(),
         skipped=GPU.skipped,
         plots=get_plots(),
+        policy=PLAN.policy,
         code=stage_code("ttskiln.report"),
     script:
         "../scripts/report.py"

@@ -14,4 +14,5 @@ with job(snakemake.log[0]):
         plots=dict(snakemake.params.plots),
         gemm_peak=snakemake.input.gemm_peak,
         skipped=dict(snakemake.params.skipped),
+        policy=dict(snakemake.params.policy),
     )

@@ -147,7 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         "conformance", help="every family x variant (fp32, fp16, int8) x component on its tiny preset: loads, runs, validates")
     conformance.add_argument("families", nargs="*", help="families to check (default: all in the registry)")
     conformance.add_argument("--workdir", help="where to build (default: a temporary folder, removed after)")
+    compare = sub.add_parser(
+        "compare", help="compare two reports' summary.json: latency and accuracy per row, regressions beyond noise",
+        description="Rows are matched by model, component, variant, backend and point. A row regresses when the 95 % "
+                    "bootstrap interval of its median-latency ratio (new / old) lies wholly above 1 + threshold, or "
+                    "its validation went from pass to fail. Exits 1 when any row regressed.")
+    compare.add_argument("old", help="the earlier summary.json (e.g. one under reports/history/)")
+    compare.add_argument("new", help="the later summary.json")
+    compare.add_argument("--threshold", type=float, default=0.05,
+                         help="slowdown tolerated beyond noise, as a fraction (default 0.05: 5 %%)")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        from ttskiln.history import main as compare_main
+
+        return compare_main(args.old, args.new, args.threshold)
     if args.command in ("tts", "tortoise-generate"):
         return _run_text_command(args)
     if args.command == "conformance":

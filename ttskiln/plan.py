@@ -25,6 +25,7 @@ from ttskiln.config_check import check_config
 from ttskiln.errors import CheckpointError, ConfigError, InputError, TtskilnError, for_model
 from ttskiln.families import get_family
 from ttskiln.families.base import ModelInfo
+from ttskiln.ship import DEFAULT_POLICY
 
 SAMPLE_POINT = "sample"
 LEVELS = ("min", "opt", "max")
@@ -158,6 +159,8 @@ class Plan:
     opset: int
     benchmark: dict[str, int]
     gpu: GpuPlan = GpuPlan(False, (), "nogpu-trtnone", {}, {})
+    #: How the report's ship table picks an artifact (``ttskiln.ship.DEFAULT_POLICY`` filled in).
+    policy: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_POLICY))
 
 
 def gpu_plan(settings: dict[str, Any], detect: bool = True) -> GpuPlan:
@@ -213,6 +216,7 @@ def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) 
         opset=int(config.get("opset", 18)),
         benchmark=bench,
         gpu=gpu_plan(config.get("gpu") or {}),
+        policy={**DEFAULT_POLICY, **(config.get("policy") or {})},
     )
 
 

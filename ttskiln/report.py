@@ -16,6 +16,9 @@ from typing import Any
 
 from ttskiln.atomic import atomic_path, write_json, write_text
 from ttskiln.environment import environment
+from ttskiln.history import compare_summaries, describe, history_dir, previous_entry, source_state, write_history
+from ttskiln.ship import DEFAULT_POLICY, reproduce_command, ship_table
+from ttskiln.stats import faster_beyond_noise, median_ratio_ci
 
 ROW_FIELDS = (
     "model",
@@ -53,10 +56,21 @@ def _load(paths: list[str]) -> list[dict[str, Any]]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
 
+def _load_records(paths: list[str]) -> list[dict[str, Any]]:
+    """Records with their own path (``record``) for the reproduce commands."""
+    return [{**json.loads(Path(p).read_text()), "record": str(p)} for p in paths]
+
+
 def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows from validation and benchmark records; a record's own path (``record``, set by
+    ``write_report``) goes into the row's reproduce command."""
     checks = {(v["model"], v["component"], v["variant"], v["point"], v["backend"]): v for v in validations}
     torch_p50 = {
         (b["model"], b["component"], b["point"]): b["p50_ms"] for b in benchmarks
+        if b["backend"] == "pytorch-eager" and b.get("p50_ms")
+    }
+    torch_samples = {
+        (b["model"], b["component"], b["point"]): b.get("samples_ms") for b in benchmarks
         if b["backend"] == "pytorch-eager" and b.get("p50_ms")
     }
     rows = []
@@ -84,6 +98,11 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "p99_ms": bench["p99_ms"],
             "rtf": bench["rtf"],
             "speedup_vs_torch": base / bench["p50_ms"] if base and bench.get("p50_ms") else None,
+            "speedup_ci": _speedup_ci(torch_samples.get((bench["model"], bench["component"], bench["point"])),
+                                      bench.get("samples_ms")),
+            "samples_ms": bench.get("samples_ms"),
+            "threads": bench.get("threads"),
+            "records": [p for p in (check.get("record"), bench.get("record")) if p],
             "shape": bench["shape"],
             "audio_seconds": bench["audio_seconds"],
             "gflop": bench.get("gflop"),
@@ -92,6 +111,7 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "quantized": check.get("quantized"),
             "failures": check.get("failures", []) + ([bench["error"]] if bench.get("error") else []),
         }
+        row["reproduce"] = reproduce_command(row["records"], row["threads"])
         if bench.get("error"):  # an artifact that cannot run has no verdict but "failed"
             row["passed"] = False
         if "chunking" in check:
@@ -111,9 +131,17 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
                 **check["metrics"], "failures": check["failures"],
                 # a file artifact (the ggml model file) says its size and tensor count
                 **{k: check[k] for k in ("file_bytes", "tensors") if k in check},
+                "records": [check["record"]] if check.get("record") else [],
+                "reproduce": reproduce_command([check["record"]] if check.get("record") else [], None),
             })
     rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))
     return rows
+
+
+def _speedup_ci(torch: list[float] | None, samples: list[float] | None) -> list[float] | None:
+    """The interval of median(PyTorch) / median(this row) over the raw samples."""
+    ci = median_ratio_ci([(torch, samples)]) if torch and samples else None
+    return list(ci[1:]) if ci else None
 
 
 def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
@@ -127,25 +155,53 @@ def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def add_speed_context(rows: list[dict[str, Any]], peak_gflops: float | None) -> None:
+#: The GEMM peak a row's variant is scored against (see ``ttskiln.flops.gemm_peak``).
+PEAK_PRECISION = {"int8": "int8", "fp16": "fp16"}
+
+
+def row_peak(peak: dict[str, Any] | None, variant: str) -> float | None:
+    """The measured peak (GFLOP/s, or GOP/s for int8) for rows of ``variant``."""
+    if not peak:
+        return None
+    per = peak.get("peaks") or {"fp32": {"gflops": peak.get("gflops")}}
+    entry = per.get(PEAK_PRECISION.get(variant, "fp32")) or per.get("fp32") or {}
+    return entry.get("gflops")
+
+
+def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -> list[str]:
     """GFLOP/s (work counted from the fp32 graph at the point's shapes) against the machine's
-    GEMM peak, and the fastest row within tolerance at each model/component/point."""
+    GEMM peak in the row's own precision, and the star (``fastest_within_tolerance``): at each
+    model/component/point, the row within tolerance that is faster than every other such row
+    beyond noise, or no row at all when none is. Returns a line per row whose share of its peak exceeds 100 %
+    (then the peak is wrong; the share is shown as measured, never clipped)."""
     work = {(r["model"], r["component"], r["point"]): r.get("gflop") for r in rows if r["variant"] == "fp32" and r.get("gflop")}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    over = []
     for row in rows:
         key = (row["model"], row["component"], row["point"])
         groups[key].append(row)
         gflop = work.get(key) if row["variant"] != "fp32-chunked" else None
         row["gflop"] = gflop
         row["gflops"] = gflop / (row["p50_ms"] / 1e3) if gflop and row.get("p50_ms") else None
-        row["peak_fraction"] = row["gflops"] / peak_gflops if row["gflops"] and peak_gflops else None
+        limit = row_peak(peak, row["variant"])
+        row["peak_fraction"] = row["gflops"] / limit if row["gflops"] and limit else None
+        if row["peak_fraction"] and row["peak_fraction"] > 1:
+            over.append(f"{row['model']} / {row['component']} / {row['variant']} @ {row['point']}: "
+                        f"{row['gflops']:.1f} GFLOP/s is {100 * row['peak_fraction']:.0f} % of the measured "
+                        f"{PEAK_PRECISION.get(row['variant'], 'fp32')} peak {limit:.1f}")
         row["fastest_within_tolerance"] = False
     for group in groups.values():
         # Chain rows time different things per variant (one step, a whole run): not comparable.
         eligible = [r for r in group if r.get("p50_ms") and not r.get("chain")
                     and (r["passed"] is True or r["backend"] == "pytorch-eager")]
-        if eligible:
-            min(eligible, key=lambda r: r["p50_ms"])["fastest_within_tolerance"] = True
+        # The star needs a win beyond noise over every other eligible row (a bootstrap interval of
+        # the ratio of medians wholly below 1); where none wins so, nothing is starred.
+        for row in eligible:
+            if all(faster_beyond_noise(row.get("samples_ms") or [], other.get("samples_ms") or [])
+                   for other in eligible if other is not row):
+                row["fastest_within_tolerance"] = True
+                break
+    return over
 
 
 def _json_safe(value: Any) -> Any:
@@ -173,35 +229,57 @@ def write_report(
     trtllm_checkpoints: list[str] | None = None,
     failed_jobs: list[dict[str, Any]] | None = None,
     partial: bool = False,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write summary.json, summary.md, index.html and the plots from the records given.
 
     ``failed_jobs`` (model, stage, log, error) are jobs that ended without a record; with
     ``partial`` the report says it covers only the records that exist (a failed run).
+    ``policy`` (the config's ``policy``) picks the ship table's artifacts. A copy of the
+    summary is kept under ``history/`` beside summary.json and compared with the last one.
     """
-    bench_records = _load(benchmarks)
+    policy = {**DEFAULT_POLICY, **(policy or {})}
+    bench_records = _load_records(benchmarks)
     models = {name: dict(meta) for name, meta in models.items()}
     for folder in trtllm_checkpoints or []:
         model = Path(folder).parts[1] if Path(folder).parts[0] == "artifacts" else None
         if model in models:
             models[model]["trtllm_checkpoint"] = _trtllm_checkpoint(folder)
-    rows = build_rows(_load(validations), bench_records) + chain_rows(chains or [])
+    rows = build_rows(_load_records(validations), bench_records) + chain_rows(chains or [])
     peak = json.loads(Path(gemm_peak).read_text()) if gemm_peak else None
-    add_speed_context(rows, peak["gflops"] if peak else None)
+    over_peak = add_speed_context(rows, peak)
     synthetic = sorted(name for name, meta in models.items() if meta.get("synthetic"))
     hosts = sorted({b["environment"]["hostname"] for b in bench_records})
     env = bench_records[0]["environment"] if bench_records else environment()
+    provenance = source_state()
     summary = {
         "synthetic_weights": bool(synthetic),
         "notes": ([PARTIAL_NOTE] if partial else []) + ([SYNTHETIC_NOTE.format(models=", ".join(synthetic))] if synthetic else []),
         "models": models,
-        "environment": {**env, "hosts": hosts, "gemm_peak": peak},
+        "environment": {**env, "hosts": hosts, "gemm_peak": peak, "provenance": provenance},
         "skipped_stages": [f"{stage}: skipped, {why}" for stage, why in sorted((skipped or {}).items())],
+        "over_peak": over_peak,
         "partial": partial,
         "failed_jobs": sorted(failed_jobs or [], key=lambda f: (str(f.get("model")), f.get("stage", ""), f.get("log", ""))),
+        "provenance": provenance,
+        "policy": policy,
+        "ship": ship_table(rows, policy),
+        "since_last_run": None,
         "rows": rows,
     }
-    write_json(summary_json, _json_safe(summary))
+    summary = _json_safe(summary)
+    history = history_dir(summary_json)
+    previous = previous_entry(history) if history.is_dir() else None
+    if previous is not None:
+        result = compare_summaries(json.loads(previous.read_text()), summary)
+        summary["since_last_run"] = {
+            "previous": previous.name, "threshold": result["threshold"], "compared": len(result["rows"]),
+            "regressions": [describe(r) for r in result["regressions"]],
+            "faster": [describe(r) for r in result["faster"]],
+            "added": len(result["added"]), "removed": len(result["removed"]),
+        }
+    write_json(summary_json, summary)
+    write_history(summary, history)
     for model, path in plots.items():
         plot_latency(model, [r for r in rows if r["model"] == model], path)
     write_text(summary_md, render_markdown(summary))
@@ -271,8 +349,8 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("rtf", lambda r: _fmt(r["rtf"], ".4f")),
     ("speedup_vs_torch", lambda r: _fmt(r["speedup_vs_torch"], ".2f")),
     ("GFLOP/s", lambda r: _fmt(r.get("gflops"), ".1f")),
-    ("% of GEMM peak", lambda r: _fmt(100 * r["peak_fraction"], ".0f") if r.get("peak_fraction") else "–"),
-    ("fastest in tolerance", lambda r: "★" if r.get("fastest_within_tolerance") else ""),
+    ("% of peak", lambda r: _fmt(100 * r["peak_fraction"], ".0f") if r.get("peak_fraction") else "–"),
+    ("fastest beyond noise", lambda r: "★" if r.get("fastest_within_tolerance") else ""),
 )
 
 
@@ -306,18 +384,72 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
         f"CPU: {env['cpu']} ({env['cpu_count']} logical cores), threads per backend: {env['threads']}",
         f"hosts: {', '.join(env.get('hosts', [])) or env['hostname']}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-        (f"GEMM peak: {env['gemm_peak']['gflops']:.1f} GFLOP/s ({env['gemm_peak']['library']}, "
-         f"{env['gemm_peak']['size']}^3, {env['gemm_peak']['threads']} threads), measured in this run"
-         if env.get("gemm_peak") else "GEMM peak: not measured"),
+        _peak_line(env.get("gemm_peak")),
+        *([f"ttskiln {env['provenance']['version']}, source {env['provenance']['source']}"] if env.get("provenance") else []),
         "RTF = p50 compute seconds / seconds of audio produced per call (all batch items); "
         "speedup = PyTorch eager p50 / this p50.",
     ]
+
+
+def _peak_line(peak: dict[str, Any] | None) -> str:
+    if not peak:
+        return "GEMM peaks: not measured"
+    per = peak.get("peaks") or {"fp32": {"gflops": peak["gflops"], "kernel": peak.get("library")}}
+    parts = [f"{p} {v['gflops']:.1f} ({v['kernel']})" for p, v in per.items()]
+    theory = peak.get("theoretical") or {}
+    line = (f"GEMM peaks, measured at {peak.get('measured_at', 'an earlier run')} on {peak['threads']} threads "
+            f"({peak['size']}^3): " + ", ".join(parts) + " GFLOP/s (int8: GOP/s); each row is scored against its precision's peak")
+    if theory:
+        line += (f"; theoretical at {theory['clock_ghz']:.2f} GHz with {theory['vector_bits']}-bit vectors: "
+                 f"fp32 {theory['fp32']:.0f}, int8 {theory['int8']:.0f} ({theory['assumes']})")
+    return line
+
+
+SHIP_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("model", lambda s: s["model"]),
+    ("component", lambda s: s["component"]),
+    ("artifact", lambda s: s["artifact"] or "–"),
+    ("backend", lambda s: s["backend"] or "–"),
+    ("variant", lambda s: s["variant"] or "–"),
+    ("size", lambda s: f"{s['size_bytes'] / 1e6:.2f} MB" if s.get("size_bytes") is not None else "–"),
+    ("speedup vs PyTorch [95 % CI]", lambda s: (f"{_fmt(s['speedup_vs_torch'], '.2f')}x"
+                                                + (f" [{s['speedup_ci'][0]:.2f}, {s['speedup_ci'][1]:.2f}]" if s.get("speedup_ci") else ""))
+                                               if s.get("speedup_vs_torch") is not None else "–"),
+    ("Δ SNR vs fp32 (dB)", lambda s: _fmt(s.get("delta_snr_db"), "+.1f")),
+    ("mrstft", lambda s: _fmt(s.get("mrstft"))),
+    ("logmel_l1", lambda s: _fmt(s.get("logmel_l1"))),
+    ("reason", lambda s: s["reason"]),
+)
+
+
+def _policy_line(policy: dict[str, Any]) -> str:
+    limits = ", ".join(f"{k} {v}" for k, v in policy.items() if k != "objective" and v is not None) or "no limits"
+    return (f"Policy: objective {policy['objective']}, {limits}. An artifact counts as faster only when the 95 % "
+            "bootstrap interval of the ratio of median latencies excludes 1; otherwise the most accurate is shipped. "
+            "Accuracy is the worst over the points, against PyTorch; Δ SNR against the fp32 artifact.")
+
+
+def _since_lines(since: dict[str, Any] | None) -> list[str]:
+    if not since:
+        return ["No earlier run in the history to compare with."]
+    return ([f"Compared with {since['previous']}: {since['compared']} row(s), {len(since['regressions'])} regression(s) "
+             f"beyond noise (threshold {100 * since['threshold']:.0f} %), {len(since['faster'])} faster beyond noise, "
+             f"{since['added']} new, {since['removed']} gone."]
+            + since["regressions"] + since["faster"])
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
     lines = ["# ttskiln report", ""]
     for note in summary["notes"]:
         lines += [f"> **{note}**", ""]
+    if summary.get("ship"):
+        lines += ["## What to ship", "", _policy_line(summary["policy"]), ""]
+        lines += ["| " + " | ".join(h for h, _ in SHIP_COLUMNS) + " |", "|" + "---|" * len(SHIP_COLUMNS)]
+        lines += ["| " + " | ".join(str(cell(s)).replace("|", "\\|") for _, cell in SHIP_COLUMNS) + " |" for s in summary["ship"]]
+        lines.append("")
+        lines += [f"- reproduce {s['model']} / {s['component']}: `{s['reproduce']}`" for s in summary["ship"] if s.get("reproduce")]
+        lines.append("")
+    lines += ["## Since the last run", ""] + [f"- {line}" for line in _since_lines(summary.get("since_last_run"))] + [""]
     for model, meta in summary["models"].items():
         lines += [f"## {model}", "", f"family {meta['family']}, checkpoint `{meta['checkpoint']}`, {_weights(meta)}, "
                   f"parameters {meta.get('parameters', '–')}", ""]
@@ -327,6 +459,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model):
             lines.append("| " + " | ".join(str(cell(row)) for _, cell in COLUMNS) + " |")
         lines.append("")
+    if summary.get("over_peak"):
+        lines += ["## Rows above their measured peak (the peak measurement is wrong)", ""]
+        lines += [f"- {line}" for line in summary["over_peak"]] + [""]
     if summary.get("failed_jobs"):
         lines += ["## Failed jobs", ""]
         lines += [f"- {f.get('model') or '-'} / {f['stage']}: {f['error']} (log: `{f['log']}`)" for f in summary["failed_jobs"]]
@@ -351,6 +486,16 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
              "</head><body><h1>ttskiln report</h1>"]
     for note in summary["notes"]:
         parts.append(f"<div class='banner'><strong>{esc(note)}</strong></div>")
+    if summary.get("ship"):
+        parts.append(f"<h2>What to ship</h2><p>{esc(_policy_line(summary['policy']))}</p><table><tr>"
+                     + "".join(f"<th>{esc(h)}</th>" for h, _ in SHIP_COLUMNS) + "<th>reproduce</th></tr>")
+        for entry in summary["ship"]:
+            cls = " class='fail'" if entry.get("artifact") is None else ""
+            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(entry)))}</td>" for _, cell in SHIP_COLUMNS)
+                         + f"<td><code>{esc(entry.get('reproduce') or '–')}</code></td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Since the last run</h2><ul>" + "".join(
+        f"<li>{esc(line)}</li>" for line in _since_lines(summary.get("since_last_run"))) + "</ul>")
     for model, meta in summary["models"].items():
         parts.append(f"<h2>{esc(model)}</h2><p>family {esc(meta['family'])}; checkpoint {esc(str(meta['checkpoint']))}; "
                      f"{esc(_weights(meta))}; parameters {meta.get('parameters', '–')}</p>")
@@ -363,9 +508,17 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
             cls = " class='fail'" if row.get("passed") is False else ""
             parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(row)))}</td>" for _, cell in COLUMNS) + "</tr>")
         parts.append("</table>")
+        commands = [r for r in summary["rows"] if r["model"] == model and r.get("reproduce")]
+        if commands:
+            parts.append("<details><summary>Reproduce each row</summary><ul>" + "".join(
+                f"<li>{esc(r['component'])} / {esc(r['variant'])} / {esc(r['backend'])} @ {esc(r['point'])}: "
+                f"<code>{esc(r['reproduce'])}</code></li>" for r in commands) + "</ul></details>")
         for row in (r for r in summary["rows"] if r["model"] == model and r.get("audio")):
             parts.append(f"<p>{esc(row['component'])} / {esc(row['backend'])} @ {esc(row['point'])}: "
                          f"<audio controls src='../{esc(row['audio'])}'></audio> <code>{esc(row['audio'])}</code></p>")
+    if summary.get("over_peak"):
+        parts.append("<h2>Rows above their measured peak (the peak measurement is wrong)</h2><ul>"
+                     + "".join(f"<li class='fail'>{esc(line)}</li>" for line in summary["over_peak"]) + "</ul>")
     if summary.get("failed_jobs"):
         parts.append("<h2>Failed jobs</h2><ul>" + "".join(
             f"<li class='fail'>{esc(str(f.get('model') or '-'))} / {esc(f['stage'])}: {esc(f['error'])} "

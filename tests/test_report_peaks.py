@@ -1,0 +1,35 @@
+"""Each report row is scored against the GEMM peak of its own precision; above 100 % is flagged."""
+
+from ttskiln.flops import gemm_peak
+from ttskiln.report import add_speed_context
+
+PEAK = {"gflops": 100.0, "peaks": {"fp32": {"gflops": 100.0}, "fp16": {"gflops": 100.0}, "int8": {"gflops": 400.0}}}
+
+
+def _row(variant, p50_ms, backend="onnxruntime-cpu"):
+    return {"model": "m", "component": "c", "point": "p", "variant": variant, "backend": backend,
+            "p50_ms": p50_ms, "passed": True, "gflop": 1.0 if variant == "fp32" else None}
+
+
+def test_int8_rows_are_scored_against_the_int8_peak():
+    rows = [_row("fp32", 20.0), _row("int8", 5.0)]  # 50 and 200 GFLOP/s of the fp32 graph's work
+    over = add_speed_context(rows, PEAK)
+    assert [r["peak_fraction"] for r in rows] == [0.5, 0.5]
+    assert over == []
+
+
+def test_a_row_above_its_peak_is_listed_not_clipped():
+    rows = [_row("fp32", 5.0)]  # 200 GFLOP/s against a 100 GFLOP/s peak
+    over = add_speed_context(rows, PEAK)
+    assert rows[0]["peak_fraction"] == 2.0
+    assert len(over) == 1 and "200 % of the measured fp32 peak" in over[0]
+
+
+def test_measured_peaks_per_precision():
+    peak = gemm_peak(1, size=256, repeats=2)
+    assert set(peak["peaks"]) == {"fp32", "fp16", "int8"}
+    fp32 = peak["peaks"]["fp32"]
+    assert fp32["gflops"] == max(fp32["kernels"].values()) == peak["gflops"]
+    assert {"onnxruntime MatMul", "torch.mm", "numpy.matmul"} <= set(fp32["kernels"])
+    assert peak["peaks"]["fp16"]["gflops"] >= fp32["gflops"] * 0.999
+    assert peak["peaks"]["int8"]["kernel"] == "onnxruntime MatMulInteger"
