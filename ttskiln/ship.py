@@ -16,7 +16,7 @@ import shlex
 from collections import defaultdict
 from typing import Any
 
-from ttskiln.stats import median_ratio_ci
+from ttskiln.stats import beyond_noise, median_ratio_ci
 
 DEFAULT_POLICY: dict[str, Any] = {"objective": "latency", "max_mrstft": None, "min_snr_db": None, "min_speedup": None}
 TORCH = "pytorch-eager"
@@ -148,7 +148,7 @@ def ship_table(rows: list[dict[str, Any]], policy: dict[str, Any] | None = None)
                 for j, b in enumerate(eligible):
                     if i != j:
                         ci = _ratio(a["rows"], b["rows"], points)
-                        beats[(i, j)] = ci is not None and ci[2] < 1
+                        beats[(i, j)] = beyond_noise(ci)
             top = [i for i in range(len(eligible)) if not any(beats[(j, i)] for j in range(len(eligible)) if j != i)]
             best = min(top, key=lambda i: (VARIANT_ORDER.index(eligible[i]["variant"]) if eligible[i]["variant"]
                                            in VARIANT_ORDER else len(VARIANT_ORDER), -(eligible[i]["snr_db"] or 0.0)))
