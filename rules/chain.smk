@@ -5,7 +5,13 @@ rule chain:
         checkpoints=get_chain_checkpoints,
         references=get_chain_references,
     output:
-        directory("artifacts/{model}/chain/{chain}/{point}"),
+        report(
+            directory("artifacts/{model}/chain/{chain}/{point}"),
+            patterns=["{name}.wav"],
+            category="{model}",
+            subcategory="{chain} audio",
+            labels={"point": "{point}", "file": "{name}"},
+        ),
     log:
         "logs/chain/{model}/{chain}/{point}.log",
     benchmark:

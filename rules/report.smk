@@ -8,9 +8,21 @@ rule report:
         gemm_peak=GEMM_PEAK,
     output:
         summary_json="reports/summary.json",
-        summary_md="reports/summary.md",
-        index_html="reports/index.html",
-        plots=list(get_plots().values()),
+        summary_md=report(
+            "reports/summary.md", category="ttskiln report", labels={"file": "summary"}
+        ),
+        index_html=report(
+            "reports/index.html", category="ttskiln report", labels={"file": "page"}
+        ),
+        plots=[
+            report(
+                path,
+                category=model,
+                subcategory="latency",
+                labels={"plot": "latency vs length"},
+            )
+            for model, path in get_plots().items()
+        ],
     log:
         "logs/report/report.log",
     benchmark:

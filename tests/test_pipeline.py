@@ -222,3 +222,10 @@ def test_failing_artifact_is_reported_and_fails_the_run(tmp_path):
     assert (tmp_path / "artifacts/ok/validation.ok").is_file()
     assert not (tmp_path / "artifacts/strict/validation.ok").exists()
     assert "FAIL" in (tmp_path / "reports/summary.md").read_text()
+
+
+def test_snakemake_report_carries_the_ttskiln_page_and_plots(workdir):
+    snakemake(workdir, "--report", str(workdir / "report.html"))
+    page = (workdir / "report.html").read_text(errors="replace")
+    assert "index.html" in page and "summary.md" in page
+    assert "tiny-latency.png" in page and "real-latency.png" in page

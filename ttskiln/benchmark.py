@@ -98,20 +98,23 @@ def benchmark(
         import torch
 
         set_torch_threads(threads)
+        start = time.perf_counter()
         module = fam.component_module(fam.load(Path(checkpoint), config), component)
+        load_ms = (time.perf_counter() - start) * 1e3
         args = [torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in spec.input_names]
 
         def call() -> Any:
             with torch.inference_mode():
                 return module(*args)
 
-        stats = time_calls(call, warmup, repeats)
+        stats = {"load_ms": load_ms, **_first_then_steady(call, warmup, repeats)}
     elif backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")
     else:
         try:
+            start = time.perf_counter()
             call = _artifact_call(backend, artifact, spec, inputs, threads, chunking)
-            stats = time_calls(call, warmup, repeats)
+            stats = {"load_ms": (time.perf_counter() - start) * 1e3, **_first_then_steady(call, warmup, repeats)}
         except Exception as exc:  # the artifact does not load or run: a record, not a crash
             line = str(exc).strip().splitlines()
             reason = f"cannot run on {BACKENDS[backend]}: {type(exc).__name__}: {line[0] if line else ''}"
@@ -124,6 +127,35 @@ def benchmark(
             return record
     return _record(backend, artifact, spec, info, inputs, outputs, stats, threads, warmup, repeats, chunking,
                    labels, output)
+
+
+def _first_then_steady(call: Callable[[], Any], warmup: int, repeats: int) -> dict[str, float]:
+    """The first call's latency (what a fresh deployment's first request waits), then the
+    steady-state percentiles after the remaining warm-up."""
+    start = time.perf_counter()
+    call()
+    first_ms = (time.perf_counter() - start) * 1e3
+    return {"first_call_ms": first_ms, **time_calls(call, max(warmup - 1, 0), repeats)}
+
+
+def deployment_facts(artifact: str | None, inputs: dict[str, np.ndarray], p50_ms: float,
+                     seconds: float | None) -> dict[str, Any]:
+    """Size on disk, this process's peak resident memory, and throughput at the point.
+
+    Peak memory is the job process's own high-water mark (getrusage), so it covers loading and
+    running this one artifact on this one backend (plus the Python runtime around it).
+    """
+    import resource
+
+    files = artifact_files(artifact) if artifact and Path(artifact).is_file() else []
+    batch = int(next(iter(inputs.values())).shape[0]) if inputs else 1
+    return {
+        "file_bytes": sum(Path(f).stat().st_size for f in files) or None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "batch": batch,
+        "requests_per_s": batch / (p50_ms / 1e3) if p50_ms else None,
+        "audio_s_per_s": seconds / (p50_ms / 1e3) if seconds and p50_ms else None,
+    }
 
 
 def _artifact_call(backend: str, artifact: str, spec: Any, inputs: dict[str, np.ndarray], threads: int,
@@ -201,10 +233,14 @@ def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str,
         "repeats": repeats,
         "environment": environment(threads),
         "status": "ok",
+        **deployment_facts(artifact if backend != "torch" else None, {n: inputs[n] for n in spec.input_names},
+                           stats["p50_ms"], seconds),
     }
     write_json(output, record)
     print(f"ttskiln benchmark: {labels.get('variant')} {record['artifact']} at point {labels.get('point')} on "
           f"{record['backend']}, {threads} thread(s), {warmup} warm-up + {repeats} timed calls: "
           f"p50 {stats['p50_ms']:.3f} ms, p90 {stats['p90_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms, "
-          f"min {stats['min_ms']:.3f} ms" + (f", RTF {record['rtf']:.4g}" if record["rtf"] else ""))
+          f"min {stats['min_ms']:.3f} ms" + (f", RTF {record['rtf']:.4g}" if record["rtf"] else "")
+          + f"; load {stats['load_ms']:.1f} ms, first call {stats['first_call_ms']:.1f} ms, "
+          f"peak RSS {record['peak_rss_mb']:.0f} MB")
     return record

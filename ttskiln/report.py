@@ -52,6 +52,57 @@ PARTIAL_NOTE = (
 )
 
 
+#: What a benchmark job measures about deploying the artifact (``ttskiln.benchmark.deployment_facts``).
+DEPLOYMENT_FIELDS = ("file_bytes", "load_ms", "first_call_ms", "peak_rss_mb", "batch", "requests_per_s", "audio_s_per_s")
+
+
+def deployment_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per artifact (model, component, variant, backend): size on disk, load time and first-call
+    latency (medians over its points), the benchmark process's peak memory (max), and its best
+    throughput at batch 1 and at its largest batch, with whether batching pays (> 10 % more
+    audio seconds per second)."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("load_ms") is not None and not row.get("chain"):
+            groups[(row["model"], row["component"], row["variant"], row["backend"])].append(row)
+    table = []
+    for (model, component, variant, backend), group in sorted(groups.items()):
+        def median(key: str) -> float | None:
+            values = sorted(r[key] for r in group if r.get(key) is not None)
+            return values[len(values) // 2] if values else None
+
+        def best(rows_: list[dict[str, Any]]) -> float | None:
+            values = [r["audio_s_per_s"] or r["requests_per_s"] for r in rows_ if (r.get("audio_s_per_s") or r.get("requests_per_s"))]
+            return max(values) if values else None
+
+        largest = max((r.get("batch") or 1) for r in group)
+        single, batched = best([r for r in group if (r.get("batch") or 1) == 1]), best([r for r in group if (r.get("batch") or 1) == largest])
+        table.append({
+            "model": model, "component": component, "variant": variant, "backend": backend,
+            "file_bytes": group[0].get("file_bytes"), "load_ms": median("load_ms"), "first_call_ms": median("first_call_ms"),
+            "peak_rss_mb": max((r["peak_rss_mb"] for r in group if r.get("peak_rss_mb")), default=None),
+            "throughput_batch1": single, "largest_batch": largest, "throughput_largest_batch": batched if largest > 1 else None,
+            "batching_pays": (batched > 1.1 * single) if largest > 1 and single and batched else None,
+            "throughput_unit": "audio s/s" if any(r.get("audio_s_per_s") for r in group) else "requests/s",
+        })
+    return table
+
+
+DEPLOYMENT_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("component", lambda d: d["component"]),
+    ("variant", lambda d: d["variant"]),
+    ("backend", lambda d: d["backend"]),
+    ("size MB", lambda d: _fmt(d["file_bytes"] / 1e6 if d["file_bytes"] else None, ".2f")),
+    ("load ms", lambda d: _fmt(d["load_ms"], ".1f")),
+    ("first call ms", lambda d: _fmt(d["first_call_ms"], ".1f")),
+    ("peak RSS MB", lambda d: _fmt(d["peak_rss_mb"], ".0f")),
+    ("throughput, batch 1", lambda d: f"{_fmt(d['throughput_batch1'], '.1f')} {d['throughput_unit']}"),
+    ("at largest batch", lambda d: f"{_fmt(d['throughput_largest_batch'], '.1f')} (batch {d['largest_batch']})"
+     if d["throughput_largest_batch"] else "–"),
+    ("batching pays", lambda d: {True: "yes", False: "no", None: "–"}[d["batching_pays"]]),
+)
+
+
 def _load(paths: list[str]) -> list[dict[str, Any]]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
@@ -110,6 +161,7 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             "slurm_job_id": bench.get("environment", {}).get("slurm_job_id"),
             "quantized": check.get("quantized"),
             "failures": check.get("failures", []) + ([bench["error"]] if bench.get("error") else []),
+            **{key: bench.get(key) for key in DEPLOYMENT_FIELDS},
         }
         row["reproduce"] = reproduce_command(row["records"], row["threads"])
         if bench.get("error"):  # an artifact that cannot run has no verdict but "failed"
@@ -259,6 +311,7 @@ def write_report(
         "environment": {**env, "hosts": hosts, "gemm_peak": peak, "provenance": provenance},
         "skipped_stages": [f"{stage}: skipped, {why}" for stage, why in sorted((skipped or {}).items())],
         "over_peak": over_peak,
+        "deployment": deployment_table(rows),
         "partial": partial,
         "failed_jobs": sorted(failed_jobs or [], key=lambda f: (str(f.get("model")), f.get("stage", ""), f.get("log", ""))),
         "provenance": provenance,
@@ -459,6 +512,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
         for row in (r for r in summary["rows"] if r["model"] == model):
             lines.append("| " + " | ".join(str(cell(row)) for _, cell in COLUMNS) + " |")
         lines.append("")
+        facts = [d for d in summary.get("deployment", []) if d["model"] == model]
+        if facts:
+            lines += ["Deployment facts (each backend measured in its own benchmark process):", "",
+                      "| " + " | ".join(h for h, _ in DEPLOYMENT_COLUMNS) + " |", "|" + "---|" * len(DEPLOYMENT_COLUMNS)]
+            lines += ["| " + " | ".join(str(cell(d)) for _, cell in DEPLOYMENT_COLUMNS) + " |" for d in facts] + [""]
     if summary.get("over_peak"):
         lines += ["## Rows above their measured peak (the peak measurement is wrong)", ""]
         lines += [f"- {line}" for line in summary["over_peak"]] + [""]
@@ -508,6 +566,12 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
             cls = " class='fail'" if row.get("passed") is False else ""
             parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(row)))}</td>" for _, cell in COLUMNS) + "</tr>")
         parts.append("</table>")
+        facts = [d for d in summary.get("deployment", []) if d["model"] == model]
+        if facts:
+            parts.append("<p>Deployment facts (each backend measured in its own benchmark process):</p><table><tr>"
+                         + "".join(f"<th>{h}</th>" for h, _ in DEPLOYMENT_COLUMNS) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{esc(str(cell(d)))}</td>" for _, cell in DEPLOYMENT_COLUMNS) + "</tr>"
+                                   for d in facts) + "</table>")
         commands = [r for r in summary["rows"] if r["model"] == model and r.get("reproduce")]
         if commands:
             parts.append("<details><summary>Reproduce each row</summary><ul>" + "".join(
