@@ -406,7 +406,7 @@ class VitsFamily(Family):
     def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
                    points: list[Any], checkpoint: Path | None) -> None:
         """Each point's text tokens within the model's max_tokens (the text encoder's limit),
-        the chain's texts and language readable by the model within the points' tokens, and the
+        the chain's texts and language readable by the model within the profiles' largest tokens, and the
         chain's reference recording present."""
         from ttskiln.families.vits.chain import resolve_texts
 
@@ -417,7 +417,7 @@ class VitsFamily(Family):
                 raise ConfigError(f"point {point.name} has {tokens} text tokens, above the model's max_tokens {limit}; "
                                   "lower the profile's tokens (or raise options.max_tokens)")
         budgets = [int(p.sizes["tokens"]) for p in points if "tokens" in p.sizes]
-        resolve_texts(config, options, checkpoint, min(budgets) if budgets else None)
+        resolve_texts(config, options, checkpoint, max(budgets) if budgets else None)
         reference = options.get("reference_wav")
         if reference is not None and not Path(reference).is_file():
             raise ConfigError(f"options.reference_wav: {reference} not found (an audio file soundfile reads)")

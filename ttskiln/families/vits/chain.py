@@ -4,10 +4,10 @@ The texts are ``options.chain_texts`` (default: one sentence in the chain's lang
 ``DEFAULT_TEXTS``), read by the checkpoint's own front end (``text.py``, from config.json);
 the language is ``options.language``, a name from ``language_ids.json`` (default ``en`` when
 the model has it, else its first language; none for a model without a language embedding).
-Every text is spoken, each as a request of the point's batch (the text in every row); the
-point's ``tokens`` is the budget a text's ids must fit in (checked when the plan is built,
-with the model's characters and max_tokens: ``resolve_texts``), the request itself is as long
-as the text's ids.
+Every text is spoken, each as a request of the point's batch (the text in every row), as long
+as the text's ids: the profile's ``tokens`` range is what the graphs are built for, and every
+text must fit in its largest point and the model's max_tokens (checked when the plan is built,
+with the model's characters: ``resolve_texts``; a default text is cut after a word to fit).
 
 The speaker is the model's kind: a seeded d-vector, a seeded speaker id (``sid``), or none.
 
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import ConfigError, InputError
-from ttskiln.families.base import ChainJob
+from ttskiln.families.base import ChainJob, shortest_fit
 
 NOISE_SCALE = 0.667
 NOISE_SCALE_DP = 0.8
@@ -80,7 +80,8 @@ def resolve_texts(config: dict[str, Any], options: dict[str, Any], checkpoint: P
     """(texts, language name, language id, ids per text) of the chain: ``options.chain_texts``
     and ``options.language`` or their defaults. ConfigError when the language is not the
     model's, a text holds characters the model's table lacks (upstream would drop them), or
-    its ids exceed ``budget`` (the point's tokens) or the model's max_tokens."""
+    its ids exceed ``budget`` (the profile's largest tokens: the graphs are built for texts up to
+    it) or the model's max_tokens. A default text longer than that is cut after a word."""
     from ttskiln.families.vits.config import VitsConfig
     from ttskiln.families.vits.text import check_vocabulary, front_end, language_id
 
@@ -102,6 +103,8 @@ def resolve_texts(config: dict[str, Any], options: dict[str, Any], checkpoint: P
     front = front_end(config, source)
     check_vocabulary(front, cfg.num_chars, source)
     limit = min(cfg.max_tokens, budget) if budget is not None else cfg.max_tokens
+    if options.get("chain_texts") is None:
+        texts = [shortest_fit(t, lambda t: len(front.text_to_ids(t)), limit) for t in texts]
     ids_list = []
     for i, text in enumerate(texts):
         where = f"options.chain_texts[{i}] {text!r}"
@@ -114,7 +117,7 @@ def resolve_texts(config: dict[str, Any], options: dict[str, Any], checkpoint: P
         if not any(ch in front.ids for ch in front.clean(text)):
             raise ConfigError(f"{where}: holds no character the model reads; give some words to speak")
         if len(ids) > limit:
-            what = "the model's max_tokens" if limit == cfg.max_tokens else "the point's tokens"
+            what = "the model's max_tokens" if limit == cfg.max_tokens else "the profile's largest tokens"
             raise ConfigError(f"{where}: {len(ids)} text tokens, above {what} {limit}; "
                               "shorten the text (or raise the profile's tokens)")
         ids_list.append(ids)
