@@ -40,7 +40,8 @@ def test_vits_chain_texts_and_language_checked_at_plan_time(tmp_path):
     assert "'à'" in message and "'ç'" in message
     assert "language 'de' is not in language_ids.json" in refused({"v": _vits({"language": "de"})}, tmp_path)
     assert "no language embedding" in refused({"v": _vits({"language": "en"}, {"languages": []})}, tmp_path)
-    assert "above the profile's largest tokens 21" in refused({"v": _vits({"chain_texts": ["one two three four five"]}, tokens=21)}, tmp_path)
+    long_text = _vits({"chain_texts": ["one two three four five"]}, tokens=21)
+    assert "above the profile's largest tokens 21" in refused({"v": long_text}, tmp_path)
     assert "item 0 must be a non-empty string" in refused({"v": _vits({"chain_texts": [3]})}, tmp_path)
 
     vits = get_family("vits")

@@ -160,8 +160,8 @@ def check_chain_fit(cfg: F5Config, vocab: dict[str, int], ref_text: str, texts: 
     for text in batches:
         tokens = len(char_tokens(prompt_text(ref_text, text)))
         if tokens > frames - 1:
-            raise ConfigError(f"{where}: a batch of the chain texts ({text[:40]!r}..., {budget}-byte batches for this reference) "
-                              f"reads {tokens} tokens with the reference text, beyond the {frames - 1} the point's {frames} frames "
+            raise ConfigError(f"{where}: a batch of the chain texts ({text[:40]!r}..., {budget}-byte batches for this "
+                              f"reference) reads {tokens} tokens with the reference text, beyond the {frames - 1} the point's {frames} frames "
                               "hold; give shorter sentences or more frames")
     return counts
 
