@@ -15,6 +15,7 @@ from ttskiln.families import get_family
 from ttskiln.families.base import ChainJob
 from ttskiln.families.f5tts.chain import (
     CHAIN_TOLERANCES,
+    WAV_GAP_SECONDS,
     chain_layout,
     chain_tolerances,
     prepare,
@@ -76,11 +77,14 @@ def test_chain_job_rows_and_wav(tiny, tmp_path):
     ort = {r["variant"]: r for r in rows if r["backend"] == "onnxruntime-cpu"}
     assert all(ort[v]["speedup_vs_torch"] > 0 for v in ("fp32-step", "fp32-nfe16", "fp32-nfe32"))
     assert ort["fp32-nfe32"]["rtf"] > 0 and ort["fp32-step"]["p50_ms"] > 0
-    # the WAV: request 0, the point's frames after the reference cut, 256 samples each (Vocos
-    # with 'center' padding, as released: one hop fewer)
+    # the WAV: every text (one batch each here) in turn with gaps between them, each the point's
+    # frames after the reference cut, 256 samples each (Vocos with 'center' padding, as
+    # released: one hop fewer)
     requests, ref_len = chain_layout(frames, batch)
     assert requests == 2 and ort["fp32"]["audio"] == str(tmp_path / "synth.wav")
-    assert _samples(tmp_path / "synth.wav") == (frames - ref_len - 1) * 256
+    texts = len(ort["fp32"]["texts"])
+    assert ort["fp32"]["text_batches"] == [1] * texts and ort["fp32"]["batch_groups"] == -(-texts // requests)
+    assert _samples(tmp_path / "synth.wav") == texts * (frames - ref_len - 1) * 256 + (texts - 1) * int(WAV_GAP_SECONDS * 24000)
     assert ort["fp32"]["shape"]["dit"] == [4, frames, 100]
 
 

@@ -81,7 +81,7 @@ def test_package_import_does_not_import_torch():
 
 
 def test_synthetic_checkpoint_round_trips(tiny):
-    assert sorted(p.name for p in tiny["ckpt"].iterdir()) == ["autoregressive.pth", "config.json"]
+    assert sorted(p.name for p in tiny["ckpt"].iterdir()) == ["autoregressive.pth", "config.json", "tokenizer.json"]
     assert tiny["config"]["unified_voice"] == TG.synthetic_config("tiny", {})["unified_voice"]
     info = TG.describe(tiny["config"])
     assert [c.name for c in info.components] == ["prefill", "decode"]

@@ -164,6 +164,17 @@ class Option:
         return None
 
 
+def shortest_fit(text: str, count: Any, limit: int) -> str:
+    """A default text cut after its last word that keeps ``count(text)`` within ``limit`` (the
+    whole text when it fits; the first word when none does, refused by the caller)."""
+    words = text.split(" ")
+    for k in range(len(words), 0, -1):
+        head = " ".join(words[:k])
+        if count(head) <= limit:
+            return head
+    return words[0]
+
+
 class Family(ABC):
     """A model family. Subclasses are stateless; one instance lives in the registry."""
 

@@ -31,7 +31,11 @@ at most upstream's text position table, 8192) bounds the total duration of a req
 reference length too; a request beyond it is refused before any graph runs.
 
 ``run_chain`` (``F5TTSFamily.run_chain``) runs the chain at a profile point with ONNX Runtime
-and with PyTorch from the same noise, compares them (``CHAIN_TOLERANCES``) and times them.
+and with PyTorch from the same noise, compares them (``CHAIN_TOLERANCES``) and times them. It
+speaks every batch of every chain text (``CHAIN_SPEECH_TEXTS`` by default: Chinese, English,
+mixed, and a text of two batches), the point's requests at a time, each request the point's
+frames long; the plan refuses a batch whose prompt does not fit them (``check_chain_fit``).
+The timed calls are the first group's; the WAV holds every text, its batches cross-faded.
 """
 
 from __future__ import annotations
@@ -67,9 +71,22 @@ CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
     "wave": {"max_abs_err": 1e-2, "cosine": 0.999, "snr_db": 30.0, "mrstft": 0.05, "logmel_l1": 0.02},
 }
 #: Default texts of the chain job (``options.reference_text`` and ``options.chain_texts``
-#: replace them): within the tiny synthetic vocabulary (" " and ASCII 33..71: punctuation,
-#: digits, A-G). For a vocabulary without them, ``chain_texts`` draws words from its own
-#: characters.
+#: replace them): one Chinese, one English and one mixed sentence, and a text long enough to
+#: need two batches at the demo's point (256 frames: a 0.91 s reference saying "Hello." gives
+#: upstream's budget of 162 bytes). A released vocab.txt holds their tokens, and so does the
+#: synthetic one of the released size (``vocab.synthetic_tokens``).
+CHAIN_SPEECH_REF_TEXT = "Hello."
+CHAIN_SPEECH_TEXTS = (
+    "今天天气很好，我们一起去公园散步吧。",
+    "The quick brown fox jumps over the lazy dog.",
+    "我昨天用iPhone拍了一张照片，效果非常好。",
+    "Speech synthesis turns written words into sound. A long passage is cut at the ends of its sentences "
+    "into batches that fit the reference; each batch is spoken on its own, and the pieces are joined with a short "
+    "cross-fade.",
+)
+#: Within the tiny synthetic vocabulary (" " and ASCII 33..71: punctuation, digits, A-G), the
+#: defaults of a vocabulary without the ones above. For a vocabulary without these either,
+#: ``chain_texts`` draws words from its own characters.
 CHAIN_REF_TEXT = "A BAD CAFE, 1 2 3."
 CHAIN_GEN_TEXTS = ("FADE 4 5 6, ACE 7 8 9.", "BEAD 9 8, CAGED 7 6.", "DECAF 5, BADGE 4 3 2 1.")
 #: Limits of a reduced-precision TensorRT-LLM engine's chain against PyTorch fp32 (explicit
@@ -83,6 +100,8 @@ TRTLLM_BACKEND = "tensorrt-llm"
 TRTLLM_ARTIFACT = "trtllm_engine"
 _DTYPE_VARIANT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 VALIDATION_STEPS = 32
+#: Silence between the texts in the chain's WAV (each text's batches cross-faded).
+WAV_GAP_SECONDS = 0.3
 BENCH_NFES = (16, 32)
 
 
@@ -110,7 +129,9 @@ def chain_texts(options: dict[str, Any], vocab: dict[str, int]) -> tuple[str, tu
     ref = options.get("reference_text")
     if ref is not None and not isinstance(ref, str):
         raise ConfigError(f"options.reference_text must be a text, got {ref!r}")
-    defaults = (CHAIN_REF_TEXT, *CHAIN_GEN_TEXTS)
+    defaults = (CHAIN_SPEECH_REF_TEXT, *CHAIN_SPEECH_TEXTS)
+    if not all(t in vocab for text in defaults for t in char_tokens(text)):
+        defaults = (CHAIN_REF_TEXT, *CHAIN_GEN_TEXTS)
     if not all(t in vocab for text in defaults for t in char_tokens(text)):
         letters = [t for t in vocab if len(t) == 1 and t.isalnum()] or [t for t in vocab if len(t) == 1 and not t.isspace()]
         if not letters:
@@ -127,6 +148,22 @@ def chain_texts(options: dict[str, Any], vocab: dict[str, int]) -> tuple[str, tu
         except InputError as exc:
             raise ConfigError(str(exc)) from None
     return ref, texts
+
+
+def check_chain_fit(cfg: F5Config, vocab: dict[str, int], ref_text: str, texts: Sequence[str], frames: int,
+                    batch: int, where: str) -> list[int]:
+    """Batches per text at a point of ``frames`` x ``batch``: the texts split as the chain splits
+    them (the reference is a third of the frames), each batch's prompt within the point's
+    frames (ConfigError otherwise: the chain would crop it)."""
+    requests, ref_len = chain_layout(frames, batch)
+    batches, counts, budget = split_texts(texts, ref_text, ref_len * cfg.hop_length / cfg.sample_rate)
+    for text in batches:
+        tokens = len(char_tokens(prompt_text(ref_text, text)))
+        if tokens > frames - 1:
+            raise ConfigError(f"{where}: a batch of the chain texts ({text[:40]!r}..., {budget}-byte batches for this "
+                              f"reference) reads {tokens} tokens with the reference text, beyond the {frames - 1} the point's {frames} frames "
+                              "hold; give shorter sentences or more frames")
+    return counts
 
 
 def chain_reference(options: dict[str, Any], ref_len: int, cfg: F5Config, seed: int) -> tuple[np.ndarray, dict[str, Any] | None]:
@@ -451,24 +488,35 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     vocab = fam.vocab(job.checkpoint, job.config)
     ref_text, gen_texts = chain_texts(job.options, vocab)
     reference, ref_info = chain_reference(job.options, ref_len, cfg, job.seed)
-    # Long chain texts are split as the synth command splits them; the requests take the batches in turn.
+    # Long chain texts are split as the synth command splits them; every batch is spoken, the
+    # point's requests at a time (the last group filled up from the first batches).
     batches, counts, _ = split_texts(gen_texts, ref_text, reference.size / cfg.sample_rate)
-    texts = [batches[i % len(batches)] for i in range(requests)]
-    prepared = prepare(cfg, vocab, reference, ref_text, texts, sample_rate=cfg.sample_rate,
-                       durations=[frames] * requests, max_frames=max_frames, max_tokens=frames - 1)
-    noise = initial_noise(prepared.durations, cfg.mel_dim, np.random.default_rng(job.seed))
+    groups = [[batches[(g + j) % len(batches)] for j in range(requests)] for g in range(0, len(batches), requests)]
+    rng = np.random.default_rng(job.seed)
+    prepared_groups, noises = [], []
+    for texts in groups:
+        prepared_groups.append(prepare(cfg, vocab, reference, ref_text, texts, sample_rate=cfg.sample_rate,
+                                       durations=[frames] * requests, max_frames=max_frames, max_tokens=frames - 1))
+        noises.append(initial_noise(prepared_groups[-1].durations, cfg.mel_dim, rng))
+    prepared, noise = prepared_groups[0], noises[0]
 
-    def run(backend: str, steps: int) -> Synthesis:
-        return synthesize(velocities[backend], vocoders[backend], prepared, steps=steps, noise=noise, max_frames=max_frames)
+    def run(backend: str, steps: int, group: int = 0) -> Synthesis:
+        return synthesize(velocities[backend], vocoders[backend], prepared_groups[group], steps=steps, noise=noises[group],
+                          max_frames=max_frames)
 
-    ort_out = run(primary, VALIDATION_STEPS)   # also the warm-up of both backends
-    torch_out = run("pytorch-eager", VALIDATION_STEPS)
+    ort_outs = [run(primary, VALIDATION_STEPS, g) for g in range(len(groups))]   # also the warm-up of both backends
+    torch_outs = [run("pytorch-eager", VALIDATION_STEPS, g) for g in range(len(groups))]
+    ort_out = Synthesis(mel=np.concatenate([o.mel for o in ort_outs]), audio=[a for o in ort_outs for a in o.audio],
+                        durations=np.concatenate([o.durations for o in ort_outs]))
+    torch_out = Synthesis(mel=np.concatenate([o.mel for o in torch_outs]), audio=[a for o in torch_outs for a in o.audio],
+                          durations=np.concatenate([o.durations for o in torch_outs]))
     limits = chain_tolerances(job.tolerances, family_defaults, TRTLLM_CHAIN_TOLERANCES if engine and precision != "fp32" else None)
     # Vocos with 'center' padding makes (T - 1) * hop samples from T frames, 'same' T * hop.
-    seconds = sum(a.size for a in ort_out.audio) / cfg.sample_rate
+    seconds = sum(a.size for a in ort_outs[0].audio) / cfg.sample_rate  # what one timed call makes
     shape = {"dit": [2 * requests, frames, cfg.mel_dim], "audio": [requests, int(ort_out.audio[0].size)]}
     base = {"component": CHAIN, "shape": shape, "audio_seconds": seconds, "requests": requests,
-            "ref_frames": ref_len, "nfe": VALIDATION_STEPS, "text_batches": counts}
+            "ref_frames": ref_len, "nfe": VALIDATION_STEPS, "reference_text": ref_text, "texts": list(gen_texts),
+            "text_batches": counts, "batch_groups": len(groups)}
     if ref_info is not None:
         base["reference_audio"] = ref_info
 
@@ -476,7 +524,9 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     wave_ref, wave_got = np.concatenate(torch_out.audio), np.concatenate(ort_out.audio)
     wave_metrics = {**tensor_metrics(wave_ref, wave_got), **audio_metrics(wave_ref, wave_got, cfg.sample_rate)}
     audio_path = job.directory / "synth.wav"
-    write_wav(audio_path, ort_out.audio[0], cfg.sample_rate)
+    spoken = join_batches(ort_out.audio[: len(batches)], counts, cfg.sample_rate)
+    gap = np.zeros(int(WAV_GAP_SECONDS * cfg.sample_rate), dtype=np.float32)
+    write_wav(audio_path, np.concatenate([p for k, w in enumerate(spoken) for p in ((gap, w) if k else (w,))]), cfg.sample_rate)
     out: list[dict[str, Any]] = []
     if engine:
         base["torch_device"] = "cpu"

@@ -52,13 +52,22 @@ def write_vocab(tokens: Sequence[str], path: str | Path) -> None:
 
 def synthetic_tokens(count: int) -> list[str]:
     """``count`` distinct tokens laid out like a released vocabulary: the space first, then
-    printable ASCII, then pinyin-like syllables."""
+    printable ASCII, then the TONE3 pinyin syllables the chain's default texts read (so a
+    vocabulary of the released size speaks them), then pinyin-like filler syllables."""
     if count < 1:
         raise CheckpointError(f"a vocabulary needs at least one token, got {count}")
     tokens = [" "] + [chr(c) for c in range(33, 127)]
+    if count > len(tokens):
+        from ttskiln.families.f5tts.chain import CHAIN_SPEECH_TEXTS, CHAIN_SPEECH_REF_TEXT
+
+        for text in (CHAIN_SPEECH_REF_TEXT, *CHAIN_SPEECH_TEXTS):
+            for token in char_tokens(text):
+                if token not in tokens:
+                    tokens.append(token)
     index = 0
     while len(tokens) < count:
-        tokens.append(f"syl{index}{index % 5 + 1}")
+        if f"syl{index}{index % 5 + 1}" not in tokens:
+            tokens.append(f"syl{index}{index % 5 + 1}")
         index += 1
     return tokens[:count]
 

@@ -6,7 +6,9 @@ weights-only), either the file itself or a folder holding it. The file carries n
 configuration: a folder may hold ``config.json`` (``{"unified_voice": {...}}``, written for
 synthetic checkpoints); otherwise ``options: {preset: tortoise_v2}`` (the default, the
 arguments ``tortoise/api.py`` uses) or ``options: {unified_voice: {<UnifiedVoice kwargs>}}``
-(over the preset). ``options: {decode_steps: N}`` sets the chain's generated tokens (16).
+(over the preset). ``options: {decode_steps: N}`` sets the chain's generated tokens (16);
+``chain_texts`` (list of texts) what the chain says; ``tokenizer`` the tokenizer.json it reads
+them with (default: ``tokenizer.json`` beside the checkpoint; a synthetic checkpoint writes one).
 Loading is strict; the ``gpt.h.N.attn.bias`` / ``attn.masked_bias`` buffers older transformers
 saved are accepted and dropped. Presets: ``tortoise_v2`` (released), ``tiny`` (the parity
 fixture's size) and ``demo`` (pipeline demo).
@@ -36,7 +38,7 @@ are one graph.
 Text (``text.py``): Tortoise's English cleaners and the BPE of the user's tokenizer.json;
 ``python -m ttskiln tortoise-generate`` runs text -> mel codes and latents (``cli.py``).
 
-Chain ``generate``: greedy prefill + N decode steps on ONNX Runtime against the full
+Chain ``generate``: text through the tokenizer, then greedy prefill + N decode steps on ONNX Runtime against the full
 (uncached) PyTorch forward at every step, and prefill / per-token decode latency (ORT I/O
 binding vs PyTorch with cache); see ``chain.py``.
 """
@@ -61,6 +63,7 @@ from ttskiln.families.tortoise_gpt.config import (
 )
 
 CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
 COMPONENTS = ("prefill", "decode")
 CHAIN = "generate"
 #: Buffers the released file carries (saved by an older transformers); upstream ignores them.
@@ -71,7 +74,8 @@ TRACE_SIZES = {"batch": 2, "tokens": 7}
 class TortoiseGPTFamily(Family):
     name = "tortoise_gpt"
     option_specs = {"preset": Option(str, checkpoint_only=True), "unified_voice": Option(dict, checkpoint_only=True),
-                    "weights": Option(str, checkpoint_only=True), "decode_steps": Option(int, 1)}
+                    "weights": Option(str, checkpoint_only=True), "decode_steps": Option(int, 1),
+                    "chain_texts": Option(list, item=str), "tokenizer": Option(str)}
     presets = PRESETS
     default_tolerances = {"max_abs_err": 1e-3, "cosine": 0.99999, "snr_db": 60.0}
     default_profiles = {
@@ -89,7 +93,7 @@ class TortoiseGPTFamily(Family):
         checkpoint = Path(checkpoint)
         if checkpoint.is_dir():
             weights = [p for p in sorted(checkpoint.glob("*.pth")) if not p.name.startswith(".")]
-            extra = [checkpoint / CONFIG_FILE] if (checkpoint / CONFIG_FILE).is_file() else []
+            extra = [checkpoint / n for n in (CONFIG_FILE, TOKENIZER_FILE) if (checkpoint / n).is_file()]
             return weights + extra
         return [checkpoint]
 
@@ -163,6 +167,9 @@ class TortoiseGPTFamily(Family):
         with atomic_path(destination / str(config.get("weights", WEIGHTS_FILE))) as tmp:
             torch.save(state, tmp)
         write_text(destination / CONFIG_FILE, json.dumps({"unified_voice": config["unified_voice"]}, indent=1) + "\n")
+        from ttskiln.families.tortoise_gpt.text import synthetic_tokenizer_json
+
+        write_text(destination / TOKENIZER_FILE, synthetic_tokenizer_json(cfg.number_text_tokens))
 
     def describe(self, config: dict[str, Any]) -> ModelInfo:
         cfg = TortoiseConfig.from_dict(config)
@@ -294,9 +301,10 @@ class TortoiseGPTFamily(Family):
 
     def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
                    points: list[Any], checkpoint: Path | None) -> None:
-        """The generate chain's limits: each point's text tokens within max_text_tokens, and
-        the decode steps within the mel positions (the chain would fail or cut them)."""
-        from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS
+        """The generate chain's limits: each point's text tokens within max_text_tokens, the
+        chain texts spelled by the tokenizer within the profiles' largest tokens, and the decode steps
+        within the mel positions (the chain would fail or cut them)."""
+        from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS, resolve_texts
 
         cfg = TortoiseConfig.from_dict(config)
         for point in points:
@@ -306,6 +314,8 @@ class TortoiseGPTFamily(Family):
                     f"point {point.name} has {tokens} text tokens, above the model's max_text_tokens "
                     f"{cfg.max_text_tokens}; lower the profile's tokens"
                 )
+        budgets = [int(p.sizes["tokens"]) for p in points if "tokens" in p.sizes]
+        resolve_texts(config, options, checkpoint, max(budgets) if budgets else None)
         steps = int(options.get("decode_steps", config.get("decode_steps", DEFAULT_STEPS)))
         if steps > cfg.max_new_tokens:
             raise ConfigError(

@@ -42,6 +42,11 @@ _WHITESPACE = re.compile(r"\s+")
 SPACE_TOKEN = "[SPACE]"
 #: The id ``TextToSpeech.tts`` appends after the text ids.
 PAD_ID = 0
+TOKENIZER_FILE = "tokenizer.json"
+#: The released vocabulary's first entries: the specials, the punctuation the cleaners keep,
+#: the letters (the released file then adds BPE merges). A synthetic tokenizer is these alone.
+BASE_SYMBOLS = ("[STOP]", "[UNK]", SPACE_TOKEN, *"!'(),-./:;?", *"abcdefghijklmnopqrstuvwxyz")
+UNK_TOKEN = "[UNK]"
 
 
 @lru_cache(maxsize=1)
@@ -106,15 +111,25 @@ def english_cleaners(text: str) -> str:
 class TortoiseTokenizer:
     """``encode(text) -> ids`` with a Tortoise tokenizer.json (the released vocabulary file)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, text: str | None = None) -> None:
+        """From a file, or from its JSON ``text`` (``path`` then only names it in messages)."""
         from tokenizers import Tokenizer
 
         path = Path(path)
         try:
-            self.tokenizer = Tokenizer.from_file(str(path))
+            self.tokenizer = Tokenizer.from_str(text) if text is not None else Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises its own Exception type for malformed files
             raise InputError(f"{path}: not a readable tokenizer.json ({str(exc).splitlines()[0] if str(exc) else exc})") from exc
         self.path = path
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of the cleaned text the vocabulary has no token for (they would read as
+        ``[UNK]``), in order of appearance."""
+        seen: list[str] = []
+        for ch in english_cleaners(text):
+            if ch != " " and ch not in seen and self.tokenizer.token_to_id(ch) is None:
+                seen.append(ch)
+        return seen
 
     @property
     def vocab_size(self) -> int:
@@ -124,6 +139,20 @@ class TortoiseTokenizer:
         if not isinstance(text, str):
             raise InputError(f"text must be a string, got {type(text).__name__}")
         return list(self.tokenizer.encode(english_cleaners(text).replace(" ", SPACE_TOKEN)).ids)
+
+
+def synthetic_tokenizer_json(number_text_tokens: int) -> str:
+    """A tokenizer.json in the released layout (Whitespace pre-tokenizer, BPE, the specials as
+    added tokens) over ``BASE_SYMBOLS`` without merges, cut to ids below ``number_text_tokens``."""
+    from tokenizers import AddedToken, Tokenizer
+    from tokenizers.models import BPE
+    from tokenizers.pre_tokenizers import Whitespace
+
+    symbols = BASE_SYMBOLS[:number_text_tokens]
+    tokenizer = Tokenizer(BPE({s: i for i, s in enumerate(symbols)}, [], unk_token=UNK_TOKEN))
+    tokenizer.pre_tokenizer = Whitespace()
+    tokenizer.add_special_tokens([AddedToken(s, normalized=False) for s in BASE_SYMBOLS[:3] if s in symbols])
+    return tokenizer.to_str()
 
 
 def frontend_parity(folder: Any, vocabulary: str = "tokenizer.json") -> list[tuple[str, bool, str]]:

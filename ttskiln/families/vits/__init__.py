@@ -12,8 +12,9 @@ with speakers, multi-speaker VCTK models), or not at all (single-speaker); the l
 embedding ``emb_l`` is optional. Only the stochastic duration predictor is supported.
 ``options``: ``max_tokens`` (the longest token sequence accepted; default the config's
 ``max_text_len`` or 1024); ``speaker_encoder: false`` leaves a speaker encoder out (present
-files, or a synthetic preset's); ``reference_wav``: the voice the ``tts`` chain embeds (a mono
-PCM WAV at the encoder's rate; default a seeded clip).
+files, or a synthetic preset's); ``reference_wav``: the voice the ``tts`` chain embeds (an
+audio file; default a seeded clip); ``chain_texts`` (list of texts) and ``language`` (a name
+from ``language_ids.json``): what the ``tts`` chain speaks (defaults in ``chain.py``).
 
 Components, split where the output length depends on the data (the ceil of the durations).
 The speaker input ``spk`` below is ``g`` [B, D] float (normalised d-vector), ``sid`` [B] int64
@@ -36,8 +37,8 @@ language embedding (``config.graph_inputs``):
 Text front end (``text.py``): Coqui's tokenizer from the config's ``characters``,
 ``text_cleaner`` and ``add_blank`` entries; ``python -m ttskiln tts`` speaks a text (``tts.py``).
 
-Chain ``tts``: seeded text ids and speaker (with a speaker encoder: the d-vector of a seeded
-reference WAV, through the encoder) -> waveform through the ONNX graphs and through PyTorch
+Chain ``tts``: texts and language through the checkpoint's front end, and a speaker (with a
+speaker encoder: the d-vector of a reference WAV, through the encoder) -> waveform through the ONNX graphs and through PyTorch
 with the same noise (``chain.py``). Presets: ``yourtts`` (released sizes, with the released
 encoder's layout), ``tiny``, ``demo`` (both with a small encoder). Synthetic overrides
 ``speakers: embedding|none`` (with ``num_speakers``, ``speaker_embedding_dim``) and
@@ -73,7 +74,8 @@ class VitsFamily(Family):
     name = "vits"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
-    option_specs = {"max_tokens": Option(int, 1), "speaker_encoder": Option(bool), "reference_wav": Option(str)}
+    option_specs = {"max_tokens": Option(int, 1), "speaker_encoder": Option(bool), "reference_wav": Option(str),
+                    "chain_texts": Option(list, item=str), "language": Option(str)}
     presets = PRESETS
     # Tolerances apply to every component; only the decoder (and the chain) make audio, so the
     # audio metrics are gated in the chain (``chain_tolerances``) and reported for the decoder.
@@ -404,13 +406,18 @@ class VitsFamily(Family):
     def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
                    points: list[Any], checkpoint: Path | None) -> None:
         """Each point's text tokens within the model's max_tokens (the text encoder's limit),
-        and the chain's reference recording present."""
+        the chain's texts and language readable by the model within the profiles' largest tokens, and the
+        chain's reference recording present."""
+        from ttskiln.families.vits.chain import resolve_texts
+
         limit = self.config(config).max_tokens
         for point in points:
             tokens = int(point.sizes.get("tokens", 0))
             if tokens > limit:
                 raise ConfigError(f"point {point.name} has {tokens} text tokens, above the model's max_tokens {limit}; "
                                   "lower the profile's tokens (or raise options.max_tokens)")
+        budgets = [int(p.sizes["tokens"]) for p in points if "tokens" in p.sizes]
+        resolve_texts(config, options, checkpoint, max(budgets) if budgets else None)
         reference = options.get("reference_wav")
         if reference is not None and not Path(reference).is_file():
             raise ConfigError(f"options.reference_wav: {reference} not found (an audio file soundfile reads)")
