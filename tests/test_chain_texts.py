@@ -136,3 +136,20 @@ def test_f5_chain_texts_refused_at_plan_time(tmp_path):
     assert message.startswith("model 'f': the options.chain_texts holds ") and "'mao1'" in message
     message = refused(f5(frames=64), tmp_path)
     assert message.startswith("model 'f': point p-opt: a batch of the chain texts") and "beyond the 63" in message
+
+
+def test_a_phoneme_vits_model_plans_without_a_chain():
+    from ttskiln.families import get_family
+
+    vits = get_family("vits")
+    config = vits.synthetic_config("tiny", {})
+    config["use_phonemes"] = True
+    info = vits.describe(config)
+    assert vits.chains(info, {}) == []
+    vits.check_plan(info, config, {}, [], None)  # no text to read: nothing refused
+    import pytest
+
+    from ttskiln.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reads phonemes"):
+        vits.check_plan(info, config, {"chain_texts": ["hello"]}, [], None)

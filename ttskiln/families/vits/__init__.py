@@ -300,6 +300,8 @@ class VitsFamily(Family):
                 "d_vector_dim": cfg.d_vector_dim, "languages": cfg.num_languages, "num_chars": cfg.num_chars,
                 "speaker_mode": cfg.speaker_mode, "num_speakers": cfg.num_speakers, "speaker_dim": cfg.speaker_dim,
                 "max_tokens": cfg.max_tokens,
+                # A phoneme model's text needs a phonemizer this pipeline lacks: no tts chain.
+                "reads_phonemes": bool(config.get("use_phonemes")),
                 **({} if se is None else {"speaker_encoder": {
                     "sample_rate": se.sample_rate, "n_mels": se.n_mels, "hop_length": se.hop_length,
                     "proj_dim": se.proj_dim, "parameters": _speaker_encoder_parameters(config)}}),
@@ -401,6 +403,8 @@ class VitsFamily(Family):
     def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
         if (options or {}).get("reference_wav") and SPEAKER_ENCODER not in [c.name for c in info.components]:
             raise ConfigError("options.reference_wav needs a speaker encoder (model_se.pth + config_se.json in the checkpoint)")
+        if info.summary.get("reads_phonemes"):
+            return []  # its graphs are still exported, validated and timed; the chain needs a phonemizer
         return [CHAIN]
 
     def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
@@ -417,7 +421,11 @@ class VitsFamily(Family):
                 raise ConfigError(f"point {point.name} has {tokens} text tokens, above the model's max_tokens {limit}; "
                                   "lower the profile's tokens (or raise options.max_tokens)")
         budgets = [int(p.sizes["tokens"]) for p in points if "tokens" in p.sizes]
-        resolve_texts(config, options, checkpoint, max(budgets) if budgets else None)
+        if not info.summary.get("reads_phonemes"):
+            resolve_texts(config, options, checkpoint, max(budgets) if budgets else None)
+        elif {"chain_texts", "language"} & set(options):
+            raise ConfigError("options.chain_texts/language: this model reads phonemes (use_phonemes), which need a "
+                              "phonemizer this pipeline does not have; it runs no tts chain")
         reference = options.get("reference_wav")
         if reference is not None and not Path(reference).is_file():
             raise ConfigError(f"options.reference_wav: {reference} not found (an audio file soundfile reads)")
