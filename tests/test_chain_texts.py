@@ -134,8 +134,13 @@ def test_f5_chain_texts_refused_at_plan_time(tmp_path):
 
     message = refused(f5(chain_texts=["我的猫。"]), tmp_path)
     assert message.startswith("model 'f': the options.chain_texts holds ") and "'mao1'" in message
-    message = refused(f5(frames=64), tmp_path)
+    long = ["The quick brown fox jumps over the lazy dog and then the quick brown fox jumps again."]
+    message = refused(f5(frames=64, chain_texts=long), tmp_path)
     assert message.startswith("model 'f': point p-opt: a batch of the chain texts") and "beyond the 63" in message
+    # The family's own defaults are cut after a word to fit a small point instead.
+    from ttskiln.plan import build_plan
+
+    assert build_plan({"models": f5(frames=64)}, tmp_path).models["f"].chains == ("synth",)
 
 
 def test_a_phoneme_vits_model_plans_without_a_chain():

@@ -294,7 +294,8 @@ class F5TTSFamily(Family):
                    points: list[Any], checkpoint: Path | None) -> None:
         """The synth chain's limits: every point's frames within ``options.max_frames`` and
         long enough for a reference, and the chain texts spelt with the model's vocab.txt."""
-        from ttskiln.families.f5tts.chain import DEFAULT_MAX_FRAMES, chain_layout, chain_texts, check_chain_fit, max_frames_option
+        from ttskiln.families.f5tts.chain import (
+            DEFAULT_MAX_FRAMES, chain_layout, chain_texts, check_chain_fit, fitted_chain_texts, max_frames_option)
         from ttskiln.families.f5tts.config import F5Config
         from ttskiln.families.f5tts.vocab import synthetic_tokens
 
@@ -310,12 +311,13 @@ class F5TTSFamily(Family):
             vocab = {t: i for i, t in enumerate(synthetic_tokens(int(config["text_num_embeds"])))}
         else:
             vocab = self.vocab(checkpoint, config)
-        ref_text, texts = chain_texts(options, vocab)
+        chain_texts(options, vocab)  # spelt with the vocabulary (one line naming the option otherwise)
         cfg = F5Config.from_dict(config)
         for point in points:
             if "frames" in point.sizes:
-                check_chain_fit(cfg, vocab, ref_text, texts, int(point.sizes["frames"]), int(point.sizes.get("batch", 1)),
-                                f"point {point.name}")
+                frames = int(point.sizes["frames"])
+                ref_text, texts = fitted_chain_texts(options, vocab, frames)
+                check_chain_fit(cfg, vocab, ref_text, texts, frames, int(point.sizes.get("batch", 1)), f"point {point.name}")
         reference = options.get("reference_audio")
         if reference is not None and not Path(reference).is_file():
             raise ConfigError(f"options.reference_audio: {reference} not found (an audio file soundfile reads)")

@@ -150,6 +150,26 @@ def chain_texts(options: dict[str, Any], vocab: dict[str, int]) -> tuple[str, tu
     return ref, texts
 
 
+def fitted_chain_texts(options: dict[str, Any], vocab: dict[str, int], frames: int) -> tuple[str, tuple[str, ...]]:
+    """``chain_texts`` for a point of ``frames``: texts the model entry gives are kept as they
+    are (``check_chain_fit`` refuses them at plan time when they do not fit), while the family's
+    defaults are cut after a word so that the reference and each text fit the point's frames."""
+    from ttskiln.families.base import shortest_fit
+
+    ref, texts = chain_texts(options, vocab)
+    limit = max(frames - 1, 1)
+
+    def count(ref_text: str, text: str) -> int:
+        return len(char_tokens(prompt_text(ref_text, text)))
+
+    if options.get("reference_text") is None:
+        first = texts[0].split(" ")[0] if texts else ""
+        ref = shortest_fit(ref, lambda r: count(r, first), limit)
+    if options.get("chain_texts") is None:
+        texts = tuple(shortest_fit(t, lambda head: count(ref, head), limit) for t in texts)
+    return ref, texts
+
+
 def check_chain_fit(cfg: F5Config, vocab: dict[str, int], ref_text: str, texts: Sequence[str], frames: int,
                     batch: int, where: str) -> list[int]:
     """Batches per text at a point of ``frames`` x ``batch``: the texts split as the chain splits
@@ -486,7 +506,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     velocities = {name: DitVelocity(dims, capture(run)) for name, run in runners.items()}
     vocoders = {primary: ort_voc, "pytorch-eager": torch_voc}
     vocab = fam.vocab(job.checkpoint, job.config)
-    ref_text, gen_texts = chain_texts(job.options, vocab)
+    ref_text, gen_texts = fitted_chain_texts(job.options, vocab, frames)
     reference, ref_info = chain_reference(job.options, ref_len, cfg, job.seed)
     # Long chain texts are split as the synth command splits them; every batch is spoken, the
     # point's requests at a time (the last group filled up from the first batches).
