@@ -123,7 +123,11 @@ def repair_float_types(model: Any, original: Any, fp32_nodes: set[str]) -> int:
     added = 0
     new_nodes = []
     for node in graph.node:
-        schema = defs.get_schema(node.op_type, opset.get(node.domain or "", 1), node.domain or "")
+        try:
+            schema = defs.get_schema(node.op_type, opset.get(node.domain or "", 1), node.domain or "")
+        except Exception:  # an op ONNX does not define (a runtime's contrib op): leave it as it is
+            new_nodes.append(node)
+            continue
         formals = list(schema.inputs)
         groups: dict[str, list[int]] = {}
         for i, name in enumerate(node.input):
