@@ -18,7 +18,7 @@ from ttskiln.atomic import atomic_path, write_json, write_text
 from ttskiln.environment import environment
 from ttskiln.history import compare_summaries, describe, history_dir, previous_entry, source_state, write_history
 from ttskiln.ship import DEFAULT_POLICY, reproduce_command, ship_table
-from ttskiln.stats import faster_beyond_noise, median_ratio_ci
+from ttskiln.stats import MARGIN, faster_beyond_noise, median_ratio_ci
 
 ROW_FIELDS = (
     "model",
@@ -478,7 +478,8 @@ SHIP_COLUMNS: tuple[tuple[str, Any], ...] = (
 def _policy_line(policy: dict[str, Any]) -> str:
     limits = ", ".join(f"{k} {v}" for k, v in policy.items() if k != "objective" and v is not None) or "no limits"
     return (f"Policy: objective {policy['objective']}, {limits}. An artifact counts as faster only when the 95 % "
-            "bootstrap interval of the ratio of median latencies excludes 1; otherwise the most accurate is shipped. "
+            f"bootstrap interval of the ratio of median latencies lies below {1 - MARGIN:.2f} (a {100 * MARGIN:.0f} % margin "
+            "over one job's jitter); otherwise the most accurate is shipped. "
             "Accuracy is the worst over the points, against PyTorch; Δ SNR against the fp32 artifact.")
 
 
@@ -539,19 +540,22 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>ttskiln report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}td{max-width:28em;overflow-wrap:anywhere}th{background:#eee}"
              ".fail{background:#fdd}.banner{background:#fff3cd;border:1px solid #e0c060;padding:0.8em;margin:1em 0}</style>",
              "</head><body><h1>ttskiln report</h1>"]
     for note in summary["notes"]:
         parts.append(f"<div class='banner'><strong>{esc(note)}</strong></div>")
     if summary.get("ship"):
         parts.append(f"<h2>What to ship</h2><p>{esc(_policy_line(summary['policy']))}</p><table><tr>"
-                     + "".join(f"<th>{esc(h)}</th>" for h, _ in SHIP_COLUMNS) + "<th>reproduce</th></tr>")
+                     + "".join(f"<th>{esc(h)}</th>" for h, _ in SHIP_COLUMNS) + "</tr>")
         for entry in summary["ship"]:
             cls = " class='fail'" if entry.get("artifact") is None else ""
-            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(entry)))}</td>" for _, cell in SHIP_COLUMNS)
-                         + f"<td><code>{esc(entry.get('reproduce') or '–')}</code></td></tr>")
+            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(cell(entry)))}</td>" for _, cell in SHIP_COLUMNS) + "</tr>")
         parts.append("</table>")
+        # The commands are long: below the table, so that it fits a 1,400 px window.
+        parts.append("<details><summary>Reproduce each recommendation</summary><ul>" + "".join(
+            f"<li>{esc(e['model'])} / {esc(e['component'])}: <code>{esc(e['reproduce'])}</code></li>"
+            for e in summary["ship"] if e.get("reproduce")) + "</ul></details>")
     parts.append("<h2>Since the last run</h2><ul>" + "".join(
         f"<li>{esc(line)}</li>" for line in _since_lines(summary.get("since_last_run"))) + "</ul>")
     for model, meta in summary["models"].items():
