@@ -297,3 +297,13 @@ def test_options_that_would_be_ignored_or_fail_later_are_refused(tmp_path, entry
         check_config(config)
         plan(config["models"], tmp_path)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unquoted_on_off_for_gpu_stages_mean_the_words(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("gpu: {stages: off}\nmodels:\n  v: {family: vocos, checkpoint: {synthetic: tiny}}\n")
+    config = load_config_file(path)
+    assert config["gpu"]["stages"] is False  # YAML 1.1 reads off as false
+    check_config(config, sources=[path])
+    assert config["gpu"]["stages"] == "off"
+    assert plan(config["models"], tmp_path, gpu=config["gpu"]).gpu.tensorrt is False

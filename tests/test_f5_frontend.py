@@ -169,3 +169,12 @@ def test_chain_reference_audio_from_the_model_entry(tmp_path):
     assert short.size == 4 * cfg.hop_length
     synthetic, none = chain_reference({}, 4, cfg, seed=0)
     assert none is None and synthetic.size == 4 * cfg.hop_length
+
+
+def test_the_reference_text_is_read_as_upstream_prepares_it():
+    """"Hello." and "Hello. " are the same reference to upstream (it appends the ". "); the
+    chain's duration estimate reads it so (tests/test_f5tts_chain.py checks the lengths)."""
+    from ttskiln.families.f5tts.vocab import spoken_reference
+
+    assert spoken_reference("Hello.") == spoken_reference("Hello. ") == spoken_reference("Hello") == "Hello. "
+    assert spoken_reference("你好。") == "你好。"

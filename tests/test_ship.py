@@ -152,3 +152,15 @@ def test_each_report_is_kept_in_the_history_and_compared_with_the_last(tmp_path)
     assert since["previous"] == history[0].name
     assert len(since["regressions"]) == 1 and "fp16" in since["regressions"][0]
     assert "Since the last run" in (tmp_path / "reports/summary.md").read_text()
+
+
+def test_compare_refuses_what_is_not_a_summary_and_fails_on_vanished_rows(tmp_path, capsys):
+    old = _summary({"fp32": 4.0, "int8": 2.0}, seed=0)
+    fewer = {"rows": [r for r in _summary({"fp32": 4.0, "int8": 2.0}, seed=100)["rows"] if r["variant"] != "int8"]}
+    for name, data in (("old", old), ("fewer", fewer), ("empty", {})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "empty.json")]) == 2
+    assert "is not a ttskiln summary.json" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "fewer.json")]) == 1
+    assert "missing from NEW" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "old.json"), "--threshold", "-1"]) == 2

@@ -54,7 +54,8 @@ def _text_parsers(sub: argparse._SubParsersAction) -> None:
     tts.add_argument("--language", help="language name from language_ids.json (models with a language embedding)")
     voice = tts.add_mutually_exclusive_group()
     voice.add_argument("--speaker", help="speaker name (speakers.json d-vectors, or speakers.pth ids)")
-    voice.add_argument("--speaker-wav", help="reference voice through the speaker encoder: PCM WAV at the encoder's rate")
+    voice.add_argument("--speaker-wav", help="reference voice through the speaker encoder: an audio file of any rate, bit depth or channel count "
+                       "(resampled to the encoder's rate)")
     tts.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="ONNX Runtime (CPU) or PyTorch eager")
     tts.add_argument("--onnx-dir", help="folder with the exported graphs (<component>.onnx); exported on the fly if not given")
     tts.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option, repeatable")

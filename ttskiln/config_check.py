@@ -62,6 +62,10 @@ def check_config(config: Any, schema: str | Path = SCHEMA, sources: Sequence[str
     where = _Locator(sources)
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping at the top level, got {_kind(config)}")
+    gpu = config.get("gpu")
+    if isinstance(gpu, dict) and isinstance(gpu.get("stages"), bool):
+        # YAML 1.1 reads an unquoted on/off as true/false: take them as the words they were.
+        gpu["stages"] = "on" if gpu["stages"] else "off"
     for path, problem in _plain_data_problems(config, (), keys_only=True):
         raise ConfigError(where.line(path, problem))
     validator = _Validator(_load_schema(str(schema)))

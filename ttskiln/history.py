@@ -141,13 +141,22 @@ def main(old: str, new: str, threshold: float = THRESHOLD) -> int:
     """``python -m ttskiln compare OLD NEW``: 1 when any row regressed beyond noise."""
     import sys
 
+    if not threshold >= 0:
+        print(f"ttskiln compare: error: --threshold must be 0 or more, got {threshold}", file=sys.stderr)
+        return 2
     summaries = []
     for path in (old, new):
         try:
-            summaries.append(json.loads(Path(path).read_text()))
+            data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             print(f"ttskiln compare: error: {path}: cannot read a summary.json ({type(exc).__name__}: {exc})", file=sys.stderr)
             return 2
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            print(f"ttskiln compare: error: {path} is not a ttskiln summary.json (no rows)", file=sys.stderr)
+            return 2
+        summaries.append(data)
     result = compare_summaries(summaries[0], summaries[1], threshold)
     print("\n".join(render(result)))
-    return 1 if result["regressions"] else 0
+    if result["removed"]:  # a row that vanished is a check that no longer runs
+        print(f"ttskiln compare: {len(result['removed'])} row(s) of OLD are missing from NEW", file=sys.stderr)
+    return 1 if result["regressions"] or result["removed"] else 0

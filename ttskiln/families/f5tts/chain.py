@@ -311,7 +311,9 @@ def prepare(
                              f"{wave_.size / cfg.sample_rate:.2f} s: ask for a duration longer than the reference")
         wanted = [frames] * len(texts)
     else:
-        wanted = [estimate_duration(wave_.size, ref_text, text, speed=speed, hop_length=hop) for text in texts]
+        # Upstream estimates from the reference text as it prepared it (ending in ". ").
+        wanted = [estimate_duration(wave_.size, spoken_reference(ref_text), text, speed=speed, hop_length=hop)
+                  for text in texts]
     totals = []
     for i, (ids, frames) in enumerate(zip(rows, wanted)):
         need = max(len(ids), ref_len + 1) + 1

@@ -164,9 +164,10 @@ def check_frontend(folder: str | Path) -> list[tuple[str, bool, str]]:
 
 
 def _difference(got: list[str], want: list[str], what: str) -> str:
+    plural = {"batch": "batches"}.get(what, f"{what}s")
     if got == want:
-        return f"{len(want)} {what}s identical"
+        return f"{len(want)} {plural} identical"
     for k, (a, b) in enumerate(zip(got, want)):
         if a != b:
             return f"{what} {k}: got {a!r}, upstream {b!r}"
-    return f"{len(got)} {what}s, upstream {len(want)}"
+    return f"{len(got)} {plural}, upstream {len(want)}"
