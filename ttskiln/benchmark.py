@@ -18,6 +18,7 @@ import numpy as np
 
 from ttskiln.atomic import write_json
 from ttskiln.environment import environment
+from ttskiln.errors import one_line
 from ttskiln.families import get_family
 from ttskiln.onnx_io import artifact_files
 from ttskiln.reference import load_reference
@@ -116,8 +117,7 @@ def benchmark(
             call = _artifact_call(backend, artifact, spec, inputs, threads, chunking)
             stats = {"load_ms": (time.perf_counter() - start) * 1e3, **_first_then_steady(call, warmup, repeats)}
         except Exception as exc:  # the artifact does not load or run: a record, not a crash
-            line = str(exc).strip().splitlines()
-            reason = f"cannot run on {BACKENDS[backend]}: {type(exc).__name__}: {line[0] if line else ''}"
+            reason = f"cannot run on {BACKENDS[backend]}: {type(exc).__name__}: {one_line(exc)}"
             print(f"ttskiln benchmark: {labels.get('variant')} {artifact} at point {labels.get('point')}: {reason}")
             record = {**labels, "backend": BACKENDS[backend], "artifact": " + ".join(artifact_files(artifact)),
                       "shape": {n: list(inputs[n].shape) for n in spec.input_names}, "status": "error",

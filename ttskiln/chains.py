@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ttskiln.atomic import write_json
-from ttskiln.errors import TtskilnError
+from ttskiln.errors import TtskilnError, one_line
 from ttskiln.families import get_family
 from ttskiln.families.base import ChainJob
 
@@ -60,8 +60,7 @@ def run_chain(
         import traceback
 
         traceback.print_exc()
-        text = str(exc).strip().splitlines()
-        reason = text[0] if isinstance(exc, TtskilnError) and text else f"{type(exc).__name__}: {text[0] if text else ''}"
+        reason = one_line(exc) if isinstance(exc, TtskilnError) else f"{type(exc).__name__}: {one_line(exc)}"
         print(f"ttskiln verdict: chain {chain} at point {point}: FAIL: {reason}")
         rows = [{"variant": "fp32", "backend": "onnxruntime-cpu", "status": "error", "error": reason,
                  "passed": False, "failures": [f"chain cannot run: {reason}"]}]

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ttskiln.errors import CheckpointError
+from ttskiln.errors import ANSI_ESCAPE, CheckpointError, one_line
 
 _SHOWN = 6
 #: How a file can be re-saved so that a weights-only reader takes it (never weights_only=False).
@@ -29,7 +29,6 @@ RESAVE = (
     "to use it, load it once in the environment that trained it and save "
     "{'model': model.state_dict(), 'config': <plain dict>} with torch.save, or the state_dict with safetensors"
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+) was not an allowed global")
 _BLOCKED = re.compile(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked")
 #: At most this many distinct classes are replaced by placeholders in one file.
@@ -119,7 +118,7 @@ def _load_safetensors(path: Path) -> dict[str, object]:
     try:
         return dict(load_file(str(path), device="cpu"))
     except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{path} is not a readable safetensors file: {_one_line(str(exc))}") from exc
+        raise CheckpointError(f"{path} is not a readable safetensors file: {one_line(str(exc))}") from exc
 
 
 def _file_kind(path: Path) -> str | None:
@@ -166,7 +165,7 @@ def _torch_load(path: Path, kind: str, placeholders: bool) -> tuple[Any, bool]:
                 f"(refused: a weights-only read never runs pickled code); {RESAVE}"
             ) from None
         except Exception as exc:
-            message = _ANSI.sub("", str(exc))
+            message = ANSI_ESCAPE.sub("", str(exc))
             name = _unsupported_global(message)
             if placeholders and name and "." in name and name not in stand_ins and len(stand_ins) < _MAX_PLACEHOLDERS:
                 stand_ins[name] = type(name.rpartition(".")[2], (PickledObject,), {"global_name": name})
@@ -197,15 +196,11 @@ def _refusal(message: str, exc: Exception) -> str:
     if "WeightsUnpickler error:" in message:
         reason = message.split("WeightsUnpickler error:", 1)[1]
         reason = reason.split("Check the documentation of torch.load", 1)[0]
-        return f"the weights-only reader refuses its pickle: {_one_line(reason)}"
+        return f"the weights-only reader refuses its pickle: {one_line(reason)}"
     if isinstance(exc, RuntimeError) and "storage" in message:
-        return f"torch cannot read its tensor data ({_one_line(message)}): the archive is not as torch.save writes it"
-    return f"not a readable torch checkpoint ({type(exc).__name__}: {_one_line(message) or 'no detail'})"
+        return f"torch cannot read its tensor data ({one_line(message)}): the archive is not as torch.save writes it"
+    return f"not a readable torch checkpoint ({type(exc).__name__}: {one_line(message) or 'no detail'})"
 
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
-    return " ".join(lines)[:300]
 
 
 def _placeholder_in(value: Any, depth: int = 0) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ttskiln.errors import ConfigError
+from ttskiln.errors import ConfigError, one_line
 
 #: The schema that ships with the workflow.
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -47,7 +47,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_one_line(str(exc))}") from None
+        raise ConfigError(f"{path}: not valid YAML: {one_line(exc, 240)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping at the top level, got {_kind(data)}")
     return data
@@ -152,7 +152,7 @@ def _describe(error: Any) -> tuple[tuple[Any, ...], str]:
         return path, f"lists an item twice: {_short(value)}"
     if kind in ("minLength", "maxLength"):
         return path, f"must be {'at least' if kind == 'minLength' else 'at most'} {error.validator_value} characters long"
-    return path, _one_line(error.message)
+    return path, one_line(error.message, 240)
 
 
 def _alternative_error(error: Any) -> Any:
@@ -199,10 +199,6 @@ def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
-
-def _one_line(text: str, limit: int = 240) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # -- where a key was written ---------------------------------------------------------------

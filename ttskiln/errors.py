@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+#: Terminal colour and cursor codes some libraries put in their messages.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
 
 class TtskilnError(Exception):
     """Base class: the message is shown to the user as is."""
@@ -30,3 +35,10 @@ def for_model(model: str, exc: TtskilnError) -> TtskilnError:
     if message.startswith(prefix):
         return exc
     return type(exc)(prefix + message)
+
+
+def one_line(message: BaseException | str, limit: int = 300) -> str:
+    """A message on one line for a user: terminal colour codes removed, lines and runs of
+    whitespace joined, at most ``limit`` characters."""
+    text = " ".join(ANSI_ESCAPE.sub("", str(message)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

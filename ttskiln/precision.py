@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ttskiln.onnx_io import save_onnx
-from ttskiln.errors import ConfigError, TtskilnError
+from ttskiln.errors import ConfigError, TtskilnError, one_line
 from ttskiln.export import audit_ops
 
 INT8_METHODS = ("dynamic", "static")
@@ -349,16 +349,11 @@ def check_loadable(model: Any, where: str) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # the checker raises several types
-        raise TtskilnError(f"{where}: the ONNX checker refuses the graph: {_first_line(exc)}") from None
+        raise TtskilnError(f"{where}: the ONNX checker refuses the graph: {type(exc).__name__}: {one_line(exc)}") from None
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
         ort.InferenceSession(model.SerializeToString() if hasattr(model, "SerializeToString") else str(model),
                              sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise TtskilnError(f"{where}: ONNX Runtime cannot load the graph: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+        raise TtskilnError(f"{where}: ONNX Runtime cannot load the graph: {type(exc).__name__}: {one_line(exc)}") from None

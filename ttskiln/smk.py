@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from ttskiln.errors import TtskilnError, for_model
+from ttskiln.errors import TtskilnError, for_model, one_line
 
 FAILURE_SUFFIX = ".failed.json"
 
@@ -52,12 +52,6 @@ def job(log_path: str, model: str | None = None) -> Iterator[None]:
         except Exception as exc:  # a bug or an environment fault: keep the traceback with the job
             what = f"{stage_of(log_path)} failed: {type(exc).__name__}: {one_line(exc)}"
             _fail(log, record, log_path, model, f"model '{model}': {what}" if model else what, traceback.format_exc())
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line (multi-line messages joined), at most ``limit`` chars."""
-    text = " ".join(part.strip() for part in str(exc).strip().splitlines() if part.strip())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fail(log, record: Path, log_path: str, model: str | None, line: str, trace: str | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.atomic import write_json
+from ttskiln.errors import one_line
 from ttskiln.metrics import failures, non_finite, worst
 from ttskiln.reference import load_reference
 
@@ -120,7 +121,7 @@ def validate_artifact(
             else:
                 got = {k: np.asarray(v) for k, v in runner.infer(inputs).items()}
     except Exception as exc:  # the artifact does not load or run: a verdict, not a crash
-        reason = f"cannot run on {backend}: {type(exc).__name__}: {_first_line(exc)}"
+        reason = f"cannot run on {backend}: {type(exc).__name__}: {one_line(exc)}"
         record = {**base, "status": "error", "error": reason, "metrics": {}, "outputs": {},
                   "passed": False, "failures": [reason]}
         write_json(output, record)
@@ -191,10 +192,6 @@ def precision_facts(artifact: str) -> dict[str, str]:
         return {}
     return {key: props[f"ttskiln.{key}"] for key in ("precision", "quantized") if f"ttskiln.{key}" in props}
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _chunked(
