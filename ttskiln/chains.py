@@ -14,6 +14,7 @@ from ttskiln.atomic import write_json
 from ttskiln.errors import TtskilnError, one_line
 from ttskiln.families import get_family
 from ttskiln.families.base import ChainJob
+from ttskiln.rows import error_row
 
 ROWS_FILE = "rows.json"
 
@@ -62,8 +63,8 @@ def run_chain(
         traceback.print_exc()
         reason = one_line(exc) if isinstance(exc, TtskilnError) else f"{type(exc).__name__}: {one_line(exc)}"
         print(f"ttskiln verdict: chain {chain} at point {point}: FAIL: {reason}")
-        rows = [{"variant": "fp32", "backend": "onnxruntime-cpu", "status": "error", "error": reason,
-                 "passed": False, "failures": [f"chain cannot run: {reason}"]}]
+        rows = [error_row(variant="fp32", backend="onnxruntime-cpu", error=reason,
+                          failure=f"chain cannot run: {reason}").to_dict()]
     for row in rows:
         row.setdefault("model", model)
         row.setdefault("component", chain)

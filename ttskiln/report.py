@@ -1,8 +1,10 @@
 """Stage 6: the report — summary.json, summary.md and index.html with a latency plot per model.
 
-One row per model x component x variant x backend x profile point. ONNX Runtime rows join the
-validation record (accuracy) with the benchmark record (speed) of the same artifact and
-point; PyTorch eager rows are the reference (no error metrics, speedup 1).
+One row per model x component x variant x backend x profile point (``ttskiln.rows``). A timed
+artifact's row joins its benchmark record (speed) with the validation record (accuracy) of the
+same artifact, point and backend; a backend without a validation of its own has no verdict
+and says so ("not validated"), never borrowing another backend's. PyTorch eager rows are the
+reference (no error metrics, speedup 1).
 """
 
 from __future__ import annotations
@@ -17,29 +19,11 @@ from typing import Any
 from ttskiln.atomic import atomic_path, write_json, write_text
 from ttskiln.environment import environment
 from ttskiln.history import compare_summaries, describe, history_dir, previous_entry, source_state, write_history
+from ttskiln.rows import ROW_FIELDS  # noqa: F401  (the row keys, for readers of summary.json)
+from ttskiln.rows import REFERENCE_BACKEND, Row, accuracy_row, latency_row, not_validated_reason
 from ttskiln.ship import DEFAULT_POLICY, reproduce_command, ship_table
 from ttskiln.stats import MARGIN, faster_beyond_noise, median_ratio_ci
 
-ROW_FIELDS = (
-    "model",
-    "component",
-    "variant",
-    "backend",
-    "point",
-    "artifact",
-    "max_abs_err",
-    "mse",
-    "cosine",
-    "snr_db",
-    "mrstft",
-    "logmel_l1",
-    "passed",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "rtf",
-    "speedup_vs_torch",
-)
 SYNTHETIC_NOTE = (
     "SYNTHETIC WEIGHTS: {models} use seeded random weights in the released file format, "
     "not trained checkpoints. Accuracy and speed are real measurements of these graphs; the audio is not speech."
@@ -114,79 +98,70 @@ def _load_records(paths: list[str]) -> list[dict[str, Any]]:
 
 def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows from validation and benchmark records; a record's own path (``record``, set by
-    ``write_report``) goes into the row's reproduce command."""
+    ``write_report``) goes into the row's reproduce command. A timed artifact takes the
+    validation of its own backend only: where there is none, the row has no verdict and says
+    why (``not_validated``); PyTorch eager rows are the reference (no verdict)."""
     checks = {(v["model"], v["component"], v["variant"], v["point"], v["backend"]): v for v in validations}
+    validated_on: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
+    for key in checks:
+        validated_on[key[:4]].append(key[4])
     torch_p50 = {
         (b["model"], b["component"], b["point"]): b["p50_ms"] for b in benchmarks
-        if b["backend"] == "pytorch-eager" and b.get("p50_ms")
+        if b["backend"] == REFERENCE_BACKEND and b.get("p50_ms")
     }
     torch_samples = {
         (b["model"], b["component"], b["point"]): b.get("samples_ms") for b in benchmarks
-        if b["backend"] == "pytorch-eager" and b.get("p50_ms")
+        if b["backend"] == REFERENCE_BACKEND and b.get("p50_ms")
     }
     rows = []
     for bench in benchmarks:
         key = (bench["model"], bench["component"], bench["variant"], bench["point"], bench["backend"])
-        check = checks.get(key) or checks.get(key[:4] + ("onnxruntime-cpu",), {})
-        metrics = check.get("metrics", {})
-        base = torch_p50.get((bench["model"], bench["component"], bench["point"]))
-        row = {
-            "model": bench["model"],
-            "component": bench["component"],
-            "variant": bench["variant"],
-            "backend": bench["backend"],
-            "point": bench["point"],
-            "artifact": bench["artifact"],
-            "max_abs_err": metrics.get("max_abs_err"),
-            "mse": metrics.get("mse"),
-            "cosine": metrics.get("cosine"),
-            "snr_db": metrics.get("snr_db"),
-            "mrstft": metrics.get("mrstft"),
-            "logmel_l1": metrics.get("logmel_l1"),
-            "passed": check.get("passed") if check else None,
-            "p50_ms": bench["p50_ms"],
-            "p90_ms": bench["p90_ms"],
-            "p99_ms": bench["p99_ms"],
-            "rtf": bench["rtf"],
-            "speedup_vs_torch": base / bench["p50_ms"] if base and bench.get("p50_ms") else None,
-            "speedup_ci": _speedup_ci(torch_samples.get((bench["model"], bench["component"], bench["point"])),
-                                      bench.get("samples_ms")),
-            "samples_ms": bench.get("samples_ms"),
-            "threads": bench.get("threads"),
-            "records": [p for p in (check.get("record"), bench.get("record")) if p],
-            "shape": bench["shape"],
-            "audio_seconds": bench["audio_seconds"],
-            "gflop": bench.get("gflop"),
-            "node": bench.get("environment", {}).get("hostname"),
-            "slurm_job_id": bench.get("environment", {}).get("slurm_job_id"),
-            "quantized": check.get("quantized"),
-            "failures": check.get("failures", []) + ([bench["error"]] if bench.get("error") else []),
-            **{key: bench.get(key) for key in DEPLOYMENT_FIELDS},
-        }
-        row["reproduce"] = reproduce_command(row["records"], row["threads"])
+        check = checks.get(key, {})
+        records = [p for p in (check.get("record"), bench.get("record")) if p]
+        row = latency_row(
+            model=bench["model"], component=bench["component"], variant=bench["variant"], backend=bench["backend"],
+            point=bench["point"], artifact=bench["artifact"], timing=bench,
+            reference_ms=torch_p50.get((bench["model"], bench["component"], bench["point"])),
+            audio_seconds=bench["audio_seconds"],
+            not_validated=None if check else not_validated_reason(bench["backend"], validated_on.get(key[:4], [])),
+            speedup_ci=_speedup_ci(torch_samples.get((bench["model"], bench["component"], bench["point"])),
+                                   bench.get("samples_ms")),
+            samples_ms=bench.get("samples_ms"),
+            threads=bench.get("threads"),
+            records=records,
+            shape=bench["shape"],
+            gflop=bench.get("gflop"),
+            node=bench.get("environment", {}).get("hostname"),
+            slurm_job_id=bench.get("environment", {}).get("slurm_job_id"),
+            quantized=check.get("quantized"),
+            **{k: bench.get(k) for k in DEPLOYMENT_FIELDS},
+            reproduce=reproduce_command(records, bench.get("threads")),
+        )
+        if check:
+            row = row.with_accuracy(check.get("metrics", {}), check.get("failures", []), passed=check.get("passed"))
         if bench.get("error"):  # an artifact that cannot run has no verdict but "failed"
-            row["passed"] = False
+            row.passed, row.error = False, bench["error"]
+            row.failures = row.failures + [bench["error"]]
         if "chunking" in check:
             chunk = check["chunking"]
-            row["chunking"] = {k: chunk.get(k) for k in ("window", "overlap", "crossfade", "chunks")}
-            row["chunk_boundary_max_abs_err"] = chunk.get("boundary_max_abs_err")
-            row["chunk_interior_max_abs_err"] = chunk.get("interior_max_abs_err")
-        rows.append(row)
+            row.extra["chunking"] = {k: chunk.get(k) for k in ("window", "overlap", "crossfade", "chunks")}
+            row.extra["chunk_boundary_max_abs_err"] = chunk.get("boundary_max_abs_err")
+            row.extra["chunk_interior_max_abs_err"] = chunk.get("interior_max_abs_err")
+        rows.append(row.to_dict())
     # Validated artifacts without a benchmark (none today) still get their accuracy row.
     benched = {(r["model"], r["component"], r["variant"], r["point"], r["backend"]) for r in rows}
     for key, check in checks.items():
         if key not in benched:
-            rows.append({f: None for f in ROW_FIELDS} | {
-                "model": key[0], "component": key[1], "variant": key[2], "point": key[3],
-                "backend": key[4], "artifact": check["artifact"], "passed": check["passed"], "shape": check.get("shape"),
-                "quantized": check.get("quantized"),
-                **check["metrics"], "failures": check["failures"],
+            records = [check["record"]] if check.get("record") else []
+            rows.append(accuracy_row(
+                model=key[0], component=key[1], variant=key[2], point=key[3], backend=key[4],
+                artifact=check["artifact"], metrics=check["metrics"], failures=check["failures"], passed=check["passed"],
+                shape=check.get("shape"), quantized=check.get("quantized"),
                 # a file artifact (the ggml model file) says its size and tensor count
                 **{k: check[k] for k in ("file_bytes", "tensors") if k in check},
-                "records": [check["record"]] if check.get("record") else [],
-                "reproduce": reproduce_command([check["record"]] if check.get("record") else [], None),
-            })
-    rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != "pytorch-eager", r["variant"]))
+                records=records, reproduce=reproduce_command(records, None),
+            ).to_dict())
+    rows.sort(key=lambda r: (r["model"], r["component"], r["point"], r["backend"] != REFERENCE_BACKEND, r["variant"]))
     return rows
 
 
@@ -203,7 +178,7 @@ def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
     rows = []
     for directory in directories:
         for row in json.loads((Path(directory) / ROWS_FILE).read_text()):
-            rows.append({**{f: None for f in ROW_FIELDS}, "failures": [], **row})
+            rows.append(Row.from_dict(row).to_dict())
     return rows
 
 
@@ -381,6 +356,21 @@ def _shape(row: dict[str, Any]) -> str:
     return ";".join("x".join(str(d) for d in s) for s in (row.get("shape") or {}).values())
 
 
+def _verdict(row: dict[str, Any]) -> str:
+    """pass / FAIL; "not validated" for a row without a validation on its own backend (the
+    reason is listed under the table), "reference" for the PyTorch eager rows."""
+    if row["passed"] is None and row.get("not_validated"):
+        return "not validated"
+    if row["passed"] is None and row["backend"] == REFERENCE_BACKEND and not row.get("chain"):
+        return "reference"
+    return _fmt(row["passed"])
+
+
+def _not_validated_lines(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['model']} / {r['component']} / {r['variant']} / {r['backend']} @ {r['point']}: {r['not_validated']}"
+            for r in rows if r["passed"] is None and r.get("not_validated")]
+
+
 #: Result table columns: (header, cell).
 COLUMNS: tuple[tuple[str, Any], ...] = (
     ("component", lambda r: r["component"]),
@@ -394,7 +384,7 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("snr_db", lambda r: _fmt(r["snr_db"], ".1f")),
     ("mrstft", lambda r: _fmt(r.get("mrstft"))),
     ("logmel_l1", lambda r: _fmt(r.get("logmel_l1"))),
-    ("passed", lambda r: _fmt(r["passed"])),
+    ("passed", lambda r: _verdict(r)),
     ("int8 ops", lambda r: r.get("quantized") or ""),
     ("p50_ms", lambda r: _fmt(r["p50_ms"], ".2f")),
     ("p90_ms", lambda r: _fmt(r["p90_ms"], ".2f")),
@@ -530,6 +520,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["## Failed validations", ""]
         lines += [f"- {r['model']} / {r['component']} / {r['variant']} @ {r['point']}: {'; '.join(r['failures'])}" for r in failed]
         lines.append("")
+    unvalidated = _not_validated_lines(summary["rows"])
+    if unvalidated:
+        lines += ["## Not validated (no verdict on their own backend)", ""] + [f"- {line}" for line in unvalidated] + [""]
     if summary.get("skipped_stages"):
         lines += ["## Skipped stages", ""] + [f"- {line}" for line in summary["skipped_stages"]] + [""]
     lines += ["## Environment", ""] + [f"- {line}" for line in _environment_lines(summary["environment"])] + [""]
@@ -596,6 +589,10 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
         parts.append("<h2>Failed validations</h2><ul>" + "".join(
             f"<li>{esc(r['model'])} / {esc(r['component'])} / {esc(r['variant'])} @ {esc(r['point'])}: "
             f"{esc('; '.join(r['failures']))}</li>" for r in failed) + "</ul>")
+    unvalidated = _not_validated_lines(summary["rows"])
+    if unvalidated:
+        parts.append("<h2>Not validated (no verdict on their own backend)</h2><ul>"
+                     + "".join(f"<li>{esc(line)}</li>" for line in unvalidated) + "</ul>")
     if summary.get("skipped_stages"):
         parts.append("<h2>Skipped stages</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in summary["skipped_stages"]) + "</ul>")
     parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(summary["environment"])) + "</ul>")

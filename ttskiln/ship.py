@@ -89,9 +89,12 @@ def _candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _limits(c: dict[str, Any], policy: dict[str, Any]) -> list[str]:
     """Why a candidate is not eligible (empty: eligible)."""
     why = []
-    failed = sorted(p for p, r in c["rows"].items() if r.get("passed") is not True)
+    unchecked = sorted(p for p, r in c["rows"].items() if r.get("passed") is None)
+    failed = sorted(p for p, r in c["rows"].items() if r.get("passed") is not True and p not in unchecked)
     if failed:
         why.append(f"failed validation at {', '.join(failed)}")
+    if unchecked:
+        why.append(f"not validated on {c['backend']} at {', '.join(unchecked)}")
     if policy.get("max_mrstft") is not None and c["mrstft"] is not None and c["mrstft"] > policy["max_mrstft"]:
         why.append(f"mrstft {c['mrstft']:.3g} > max_mrstft {policy['max_mrstft']}")
     if policy.get("min_snr_db") is not None and c["snr_db"] is not None and c["snr_db"] < policy["min_snr_db"]:
