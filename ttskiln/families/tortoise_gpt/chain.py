@@ -37,6 +37,7 @@ from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.base import ChainJob, shortest_fit
 from ttskiln.families.tortoise_gpt.config import SAMPLE_RATE, TortoiseConfig
 from ttskiln.families.tortoise_gpt.generate import generated_position
+from ttskiln.rows import accuracy_row, latency_row
 
 DEFAULT_STEPS = 16
 ORT_BACKEND = "onnxruntime-cpu"
@@ -203,23 +204,12 @@ def run_generate_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     metrics = tensor_metrics(np.concatenate(refs), np.concatenate(gots))
     metrics["max_abs_err"] = max(step_err)
     broken = failures(metrics, tolerances)
-    rows: list[dict[str, Any]] = [{
-        "component": job.chain,
-        "variant": "fp32",
-        "backend": ORT_BACKEND,
-        "io_binding": True,
-        "shape": shape,
-        **metrics,
-        "step_max_abs_err": step_err,
-        "steps": len(step_err),
-        "texts": texts,
-        "text_tokens": [len(p) for p in prompts],
-        "tokens": generated[0] if len(generated) == 1 else generated,
-        "tokens_equal_torch_cached": same,
-        "tolerances": tolerances,
-        "passed": not broken,
-        "failures": broken,
-    }]
+    rows: list[dict[str, Any]] = [accuracy_row(
+        component=job.chain, variant="fp32", backend=ORT_BACKEND, metrics=metrics, failures=broken, tolerances=tolerances,
+        io_binding=True, shape=shape, step_max_abs_err=step_err, steps=len(step_err), texts=texts,
+        text_tokens=[len(p) for p in prompts], tokens=generated[0] if len(generated) == 1 else generated,
+        tokens_equal_torch_cached=same,
+    ).to_dict()]
 
     # -- latency: prefill and per-token decode, ORT (I/O binding) vs PyTorch with cache --------
     timings = {
@@ -231,27 +221,13 @@ def run_generate_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
         base = timings[TORCH_BACKEND][index]["p50_ms"]
         for backend in (TORCH_BACKEND, ORT_BACKEND):
             stats = timings[backend][index]
-            row = {
-                "component": job.chain,
-                "variant": variant,
-                "backend": backend,
-                "io_binding": backend == ORT_BACKEND,
-                "passed": None,  # latency rows; the fp32 row above carries the accuracy verdict
-                "shape": shape if index == 0 else {**shape, "past": [cfg.layers, 2, batch, cfg.heads, f"{tokens + 4}..{tokens + 3 + steps}", cfg.head_dim]},
-                **stats,
-                "speedup_vs_torch": (base / stats["p50_ms"]) if backend == ORT_BACKEND and stats["p50_ms"] else (1.0 if backend == TORCH_BACKEND else None),
-                "threads": threads,
-                "warmup": warmup,
-                "repeats": repeats,
-            }
-            if index == 1:
-                row.update({
-                    "steps": steps,
-                    "tokens_per_s": batch * 1e3 / stats["p50_ms"],
-                    "audio_seconds": step_audio,
-                    "rtf": stats["p50_ms"] / 1e3 / step_audio,
-                })
-            else:
-                row.update({"prompt_tokens": tokens, "rtf": None})
-            rows.append(row)
+            # latency rows; the fp32 row above carries the accuracy verdict
+            more = ({"steps": steps, "tokens_per_s": batch * 1e3 / stats["p50_ms"]} if index == 1
+                    else {"prompt_tokens": tokens})
+            rows.append(latency_row(
+                component=job.chain, variant=variant, backend=backend, timing=stats, reference_ms=base, all_stats=True,
+                audio_seconds=step_audio if index == 1 else None, io_binding=backend == ORT_BACKEND,
+                shape=shape if index == 0 else {**shape, "past": [cfg.layers, 2, batch, cfg.heads, f"{tokens + 4}..{tokens + 3 + steps}", cfg.head_dim]},
+                threads=threads, warmup=warmup, repeats=repeats, **more,
+            ).to_dict())
     return rows

@@ -40,6 +40,7 @@ import numpy as np
 
 from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.base import ChainJob, shortest_fit
+from ttskiln.rows import latency_row
 
 NOISE_SCALE = 0.667
 NOISE_SCALE_DP = 0.8
@@ -270,29 +271,17 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     base = timing["pytorch-eager"]["p50_ms"]
     rows = []
     for backend, t in timing.items():
-        row: dict[str, Any] = {
-            "component": job.chain,
-            "variant": "fp32",
-            "backend": backend,
-            "p50_ms": t["p50_ms"],
-            "p90_ms": t["p90_ms"],
-            "p99_ms": t["p99_ms"],
-            "rtf": t["p50_ms"] / 1e3 / seconds if seconds else None,
-            "speedup_vs_torch": base / t["p50_ms"] if t["p50_ms"] else None,
-            "audio_seconds": seconds,
-            "texts": texts,
-            "language": language,
-            "text_tokens": [len(ids) for ids in ids_list],
-            "shape": {"tokens": [list(r["tokens"].shape) for r in reqs], "z": [list(g["z"].shape) for g in gots],
-                      "audio": [list(g["waveform"].shape) for g in gots]},
-        }
+        row = latency_row(
+            component=job.chain, variant="fp32", backend=backend, timing=t, reference_ms=base, audio_seconds=seconds,
+            texts=texts, language=language, text_tokens=[len(ids) for ids in ids_list],
+            shape={"tokens": [list(r["tokens"].shape) for r in reqs], "z": [list(g["z"].shape) for g in gots],
+                   "audio": [list(g["waveform"].shape) for g in gots]},
+        )
         if backend == "onnxruntime-cpu":
-            row.update(metrics)
-            row["boundary_max_abs_err"] = drift
-            row["passed"] = not problems
-            row["failures"] = problems
-            row["audio"] = str(wav)
+            row = row.with_accuracy(metrics, problems)
+            row.audio = str(wav)
+            row.extra["boundary_max_abs_err"] = drift
             if reference_wav is not None:
-                row["speaker_reference"] = str(reference_wav)
-        rows.append(row)
+                row.extra["speaker_reference"] = str(reference_wav)
+        rows.append(row.to_dict())
     return rows
