@@ -178,7 +178,7 @@ def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
     rows = []
     for directory in directories:
         for row in json.loads((Path(directory) / ROWS_FILE).read_text()):
-            rows.append(Row.from_dict(row).to_dict())
+            rows.append(Row.from_dict(row).to_dict(complete=True))
     return rows
 
 

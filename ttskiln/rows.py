@@ -105,8 +105,10 @@ class Row:
         if clash:
             raise ValueError(f"row extra keys {clash} are row fields; set the fields instead")
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: getattr(self, k) for k in IDENTITY_FIELDS if getattr(self, k) is not None}
+    def to_dict(self, complete: bool = False) -> dict[str, Any]:
+        """The row's keys (see the module doc); ``complete`` writes unset identity keys too (as
+        None), as the report's rows have them, where a chain leaves them to the chain stage."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in IDENTITY_FIELDS if complete or getattr(self, k) is not None}
         out.update({k: getattr(self, k) for k in ROW_FIELDS if k not in IDENTITY_FIELDS})
         out["failures"] = list(self.failures)
         out["audio_seconds"] = self.audio_seconds
