@@ -458,7 +458,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     the engine dtype (``fp16``, ``fp16-mel``, ``fp16-step``, ``fp16-nfe16`` ...), speedups
     against PyTorch on the CPU (``torch_device``)."""
     from ttskiln.audio_metrics import audio_metrics
-    from ttskiln.benchmark import time_calls
+    from ttskiln.timing import time_calls
     from ttskiln.families import get_family
     from ttskiln.families.f5tts.backends import DitVelocity, onnx_runner, torch_runner
     from ttskiln.families.f5tts.host import HostDims
@@ -704,17 +704,18 @@ def synth_cli(
 
     with tempfile.TemporaryDirectory(prefix="ttskiln-synth-") as tmp:
         if backend == "onnx":
-            from ttskiln.export import export_component
+            from ttskiln.families import get_family
+            from ttskiln.onnx_export import export_family_component
 
             if dit_onnx is None:
                 dit_onnx = str(Path(tmp) / "dit.onnx")
                 log(f"exporting the DiT to {dit_onnx} (give --dit-onnx to reuse an export)")
-                export_component(family="f5tts", checkpoint=str(checkpoint), options=f5_options, component="dit",
+                export_family_component(get_family("f5tts"), checkpoint=str(checkpoint), options=f5_options, component="dit",
                                  opset=18, output=dit_onnx)
             if vocoder_onnx is None:
                 vocoder_onnx = str(Path(tmp) / "vocoder.onnx")
                 log(f"exporting the vocoder to {vocoder_onnx} (give --vocoder-onnx to reuse an export)")
-                export_component(family="vocos", checkpoint=str(vocoder), options={}, component="vocoder",
+                export_family_component(get_family("vocos"), checkpoint=str(vocoder), options={}, component="vocoder",
                                  opset=18, output=vocoder_onnx)
             for path in (dit_onnx, vocoder_onnx):
                 if not Path(path).is_file():
