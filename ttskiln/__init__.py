@@ -39,6 +39,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "runtime",
         "smk",
         "stats",
+        "tensorrt_runtime",
         "timing",
     ),
     "families": ("families",),

@@ -139,7 +139,7 @@ def _artifact_call(backend: str, artifact: str, spec: Any, inputs: dict[str, np.
     from ttskiln.runtime import ort_session
 
     if backend == "trt":
-        from ttskiln.engines import trt_runner
+        from ttskiln.tensorrt_runtime import trt_runner
 
         runner = trt_runner(artifact)
         runner.activate()

@@ -158,7 +158,7 @@ def _runner(artifact: str, backend: str) -> Any:
     G_LOGGER.module_severity = G_LOGGER.ERROR  # ttskiln's verdict is the log's
 
     if backend == "tensorrt":
-        from ttskiln.engines import trt_runner
+        from ttskiln.tensorrt_runtime import trt_runner
 
         return trt_runner(artifact)
     return OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
