@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean bench-plan
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or: make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -20,6 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=12
+
+# How long planning takes (snakemake --version, a no-op rerun of the demo built here, dry runs
+# of 25/50/100 generated Vocos models): make bench-plan [DEMO_DIR=folder of a built demo]
+DEMO_DIR ?= .
+bench-plan: $(STAMP)
+	$(BIN)/python scripts/bench_planning.py --demo-dir $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -45,16 +45,18 @@ wildcard_constraints:
 
 
 # -- hashes that key the cache -------------------------------------------------------------
-def stage_code(*modules):
-    """Input function: the hash of the ttskiln code a stage runs for this model's family."""
+def stage_code(*modules, family=True):
+    """Input function: the hash of the ttskiln code a stage runs: ``modules`` (the stage's own)
+    and, with ``family`` (for stages that run family code), the model's family module. Each
+    module's imports are followed inside the package (ttskiln.fingerprint)."""
 
     def code(wildcards):
-        family = (
+        fam = (
             family_module(MODELS[wildcards.model].family)
-            if "model" in wildcards.keys()
+            if family and "model" in wildcards.keys()
             else None
         )
-        return code_hash([m for m in (family, *modules) if m])
+        return code_hash([m for m in (fam, *modules) if m])
 
     return code
 

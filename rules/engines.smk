@@ -21,7 +21,7 @@ rule trt_engine:
     params:
         command=get_engine_command,
         timing_cache=lambda w: f"artifacts/trt/{w.engine_tag}/timing.cache",
-        code=stage_code("ttskiln.engines"),
+        code=stage_code("ttskiln.engines", family=False),
     script:
         "../scripts/trt_engine.py"
 
@@ -47,7 +47,7 @@ rule validate_trt:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
         backend="tensorrt",
-        code=stage_code("ttskiln.validate", "ttskiln.engines"),
+        code=stage_code("ttskiln.validate", "ttskiln.engines", family=False),
     script:
         "../scripts/validate.py"
 

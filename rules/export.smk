@@ -36,7 +36,7 @@ rule simplify:
         "../envs/cpu.yaml"
     params:
         simplifier=lambda w: MODELS[w.model].simplifier,
-        code=stage_code("ttskiln.simplify"),
+        code=stage_code("ttskiln.simplify", family=False),
     script:
         "../scripts/simplify.py"
 

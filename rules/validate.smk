@@ -14,7 +14,7 @@ rule validate:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
-        code=stage_code("ttskiln.validate"),
+        code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"
 
@@ -36,7 +36,7 @@ rule validate_chunked:
         tolerances=lambda w: MODELS[w.model].tolerances,
         audio=lambda w: MODELS[w.model].audio(w.component),
         chunking=lambda w: MODELS[w.model].chunk_params(w.component),
-        code=stage_code("ttskiln.validate"),
+        code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"
 

@@ -13,7 +13,7 @@ rule fp16:
     params:
         keep_fp32_ops=lambda w: MODELS[w.model].fp16["keep_fp32_ops"],
         keep_fp32_nodes=lambda w: MODELS[w.model].fp16["keep_fp32_nodes"],
-        code=stage_code("ttskiln.precision"),
+        code=stage_code("ttskiln.precision", family=False),
     script:
         "../scripts/fp16.py"
 
@@ -33,6 +33,6 @@ rule int8:
         "../envs/cpu.yaml"
     params:
         settings=lambda w: MODELS[w.model].int8,
-        code=stage_code("ttskiln.precision"),
+        code=stage_code("ttskiln.precision", family=False),
     script:
         "../scripts/int8.py"

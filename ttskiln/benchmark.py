@@ -21,7 +21,8 @@ from ttskiln.environment import environment
 from ttskiln.errors import one_line
 from ttskiln.families import get_family
 from ttskiln.onnx_io import artifact_files
-from ttskiln.reference import load_reference
+from ttskiln.reference_io import load_reference
+from ttskiln.timing import latency_stats, time_calls  # noqa: F401  (re-exported)
 
 BACKENDS = {
     "torch": "pytorch-eager",
@@ -35,32 +36,6 @@ ORT_PROVIDERS = {
     "ort-cuda": "CUDAExecutionProvider",
     "ort-trt": "TensorrtExecutionProvider",
 }
-
-
-def time_calls(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, Any]:
-    """Latency percentiles in milliseconds over ``repeats`` timed calls after ``warmup`` (and the samples)."""
-    for _ in range(warmup):
-        fn()
-    times = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times[i] = time.perf_counter() - start
-    return latency_stats(times * 1e3)
-
-
-def latency_stats(ms: np.ndarray) -> dict[str, Any]:
-    """p50/p90/p99, mean and min of latencies in milliseconds, and the raw samples
-    (``samples_ms``, in call order) that comparisons beyond noise resample."""
-    ms = np.asarray(ms, dtype=float)
-    return {
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
-        "min_ms": float(ms.min()),
-        "samples_ms": [float(x) for x in ms],
-    }
 
 
 def audio_seconds(outputs: dict[str, np.ndarray], audio_output: str | None, sample_rate: int) -> float | None:
@@ -164,7 +139,7 @@ def _artifact_call(backend: str, artifact: str, spec: Any, inputs: dict[str, np.
     from ttskiln.runtime import ort_session
 
     if backend == "trt":
-        from ttskiln.engines import trt_runner
+        from ttskiln.tensorrt_runtime import trt_runner
 
         runner = trt_runner(artifact)
         runner.activate()

@@ -22,6 +22,7 @@ from typing import Any
 
 from ttskiln.atomic import atomic_path, write_text
 from ttskiln.errors import TtskilnError
+from ttskiln.tensorrt_runtime import require_tensorrt, trt_runner  # noqa: F401  (re-exported)
 
 STRONGLY_TYPED = {"fp16", "int8"}
 
@@ -73,18 +74,6 @@ def convert_command(
     return cmd
 
 
-def require_tensorrt() -> str:
-    """The installed TensorRT version, or a TtskilnError saying it is missing."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError as exc:
-        raise TtskilnError(
-            "TensorRT is not installed in this environment (pip install tensorrt, or run with "
-            "--sdm conda/apptainer to use envs/tensorrt.yaml); this stage needs a CUDA GPU"
-        ) from exc
-    return str(tensorrt.__version__)
-
-
 def build_engine(*, command: list[str], engine: str, timing_cache: str, tag: str | None = None) -> None:
     """Run the convert command into a temporary engine file, then rename it into place.
     ``tag``: the engine path's GPU/TensorRT tag, checked against this node first."""
@@ -102,12 +91,3 @@ def build_engine(*, command: list[str], engine: str, timing_cache: str, tag: str
             raise TtskilnError(f"polygraphy convert failed ({proc.returncode}) for {engine}; see the log")
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise TtskilnError(f"polygraphy convert wrote no engine for {engine}")
-
-
-def trt_runner(engine: str) -> Any:
-    """A Polygraphy TrtRunner over a serialized engine (for validation and benchmarks)."""
-    require_tensorrt()
-    from polygraphy.backend.common import BytesFromPath
-    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
-
-    return TrtRunner(EngineFromBytes(BytesFromPath(engine)), name="tensorrt")

@@ -1,23 +1,23 @@
-"""Stage 2: export a component to ONNX (named inputs/outputs, dynamic batch and time axes)."""
+"""Stage 2: export a component to ONNX (named inputs/outputs, dynamic batch and time axes).
+
+The stage looks the family up in the registry; the export itself is ``ttskiln.onnx_export``'s.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ttskiln.atomic import clean_stale, scratch_dir
-from ttskiln.onnx_io import EXTERNAL_DATA_BYTES, save_onnx
-from ttskiln.errors import TtskilnError
 from ttskiln.families import get_family
-from ttskiln.families.base import ComponentSpec
-
-#: Scratch folders an interrupted export of an earlier version left beside its output.
-LEGACY_SCRATCH = ".export-*"
-#: Ops that ONNX Runtime and TensorRT do not both run, or that need complex numbers.
-FORBIDDEN_OPS = {"DFT", "STFT", "ScatterND", "ScatterElements", "Col2Im", "Loop", "If"}
-EXPORTERS = ("dynamo", "torchscript")
+from ttskiln.onnx_export import (  # noqa: F401  (re-exported: the stage's public names)
+    EXPORTERS,
+    FORBIDDEN_OPS,
+    LEGACY_SCRATCH,
+    audit_ops,
+    export_family_component,
+    export_module,
+    finish_onnx,
+)
+from ttskiln.onnx_io import EXTERNAL_DATA_BYTES
 
 
 def export_component(
@@ -32,86 +32,14 @@ def export_component(
     metadata: dict[str, str] | None = None,
     external_data_bytes: int = EXTERNAL_DATA_BYTES,
 ) -> None:
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    fam = get_family(family)
-    config = fam.read_config(Path(checkpoint), options)
-    info = fam.describe(config)
-    spec = info.component(component)
-    module = fam.component_module(fam.load(Path(checkpoint), config), component)
-    example = fam.make_inputs(info, component, spec.trace_sizes, np.random.default_rng(0))
-    clean_stale(output, [LEGACY_SCRATCH])
-    with scratch_dir(output) as tmp:
-        raw = tmp / "raw.onnx"
-        export_module(module, spec, example, raw, opset, exporter)
-        finish_onnx(raw, spec, metadata or {}, Path(output), external_data_bytes)
-
-
-def export_module(
-    module: Any, spec: ComponentSpec, example: dict[str, np.ndarray], path: Path, opset: int, exporter: str
-) -> None:
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    import torch
-
-    if exporter not in EXPORTERS:
-        raise TtskilnError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
-    args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
-    common = dict(input_names=spec.input_names, output_names=spec.output_names, opset_version=opset)
-    # The exporters print progress and deprecation chatter; keep logs to what matters.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    chatter = io.StringIO()
-    with torch.no_grad(), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
-        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
-        if exporter == "dynamo":
-            dims: dict[str, Any] = {}
-            shapes = {}
-            for tensor in spec.inputs:
-                shapes[tensor.name] = {
-                    i: dims.setdefault(axis, torch.export.Dim(axis, min=spec.axis_min.get(axis, 1)))
-                    for i, axis in tensor.dynamic_axes.items()
-                }
-            large = sum(p.numel() * p.element_size() for p in module.parameters()) > EXTERNAL_DATA_BYTES
-            torch.onnx.export(
-                module, args, str(path), dynamo=True, dynamic_shapes=shapes, external_data=large, **common
-            )
-        else:
-            axes = {t.name: t.dynamic_axes for t in spec.inputs + spec.outputs}
-            torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
-
-
-def finish_onnx(
-    path: Path,
-    spec: ComponentSpec,
-    metadata: dict[str, str],
-    output: Path | None = None,
-    external_data_bytes: int = EXTERNAL_DATA_BYTES,
-) -> list[str]:
-    """Name the dynamic output axes, add metadata, save to ``output`` (default: in place;
-    external data past the limit), run the checker and the op audit. Returns the files."""
-    import onnx
-
-    output = Path(output or path)
-
-    model = onnx.load(str(path))
-    for value, tensor in zip(model.graph.output, spec.outputs):
-        dims = value.type.tensor_type.shape.dim
-        for i, axis in tensor.dynamic_axes.items():
-            if i < len(dims) and not dims[i].dim_value:
-                dims[i].dim_param = axis
-    for key, value in sorted(metadata.items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = f"ttskiln.{key}", str(value)
-    audit_ops(model, str(output))
-    files = save_onnx(model, output, external_data_bytes)
-    onnx.checker.check_model(str(output), full_check=True)
-    return files
-
-
-def audit_ops(model: Any, where: str) -> None:
-    ops = {node.op_type for node in model.graph.node}
-    bad = sorted(ops & FORBIDDEN_OPS)
-    if bad:
-        raise TtskilnError(f"{where}: the graph holds {bad}, which not every backend runs")
+    export_family_component(
+        get_family(family),
+        checkpoint=checkpoint,
+        options=options,
+        component=component,
+        opset=opset,
+        output=output,
+        exporter=exporter,
+        metadata=metadata,
+        external_data_bytes=external_data_bytes,
+    )

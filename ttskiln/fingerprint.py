@@ -3,8 +3,13 @@
 Snakemake reruns a job when its params change. Rules put two hashes there:
 - the SHA-256 of the checkpoint's files, so a re-written but identical checkpoint reruns
   nothing while changed weights rerun everything downstream;
-- the hash of the ttskiln modules a stage imports (followed transitively inside the package),
-  so editing a family reruns its exports and nothing of another family.
+- the hash of the ttskiln modules a stage runs: the stage's own module and, for stages that
+  run family code, the family's module, each followed transitively through its ttskiln imports.
+  Editing a family reruns its exports and nothing of another family; editing a stage module
+  reruns that stage's jobs (families import no stage module: see ``ttskiln.LAYERS``).
+
+A module's imports and source are read once per process (the scheduling process asks for a
+hash for each of thousands of jobs); ``clear_cache`` forgets them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -74,11 +80,18 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _imports(module: str, source: Path) -> set[str]:
+@lru_cache(maxsize=None)
+def _source(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+@lru_cache(maxsize=None)
+def _imports(module: str, source: Path) -> frozenset[str]:
+    """The ttskiln modules ``module`` imports, those inside functions included."""
     is_package = source.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text())):
+    for node in ast.walk(ast.parse(_source(source))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -95,7 +108,12 @@ def _imports(module: str, source: Path) -> set[str]:
     for name in found:
         parts = name.split(".")
         with_parents.update(".".join(parts[:i]) for i in range(1, len(parts)))
-    return {name for name in with_parents if name.split(".")[0] == PACKAGE}
+    return frozenset(name for name in with_parents if name.split(".")[0] == PACKAGE)
+
+
+@lru_cache(maxsize=None)
+def _module_file_cached(module: str) -> Path | None:
+    return _module_file(module)
 
 
 def module_closure(modules: Iterable[str]) -> list[Path]:
@@ -111,7 +129,7 @@ def module_closure(modules: Iterable[str]) -> list[Path]:
         name = todo.pop()
         if name in seen or name in skip:
             continue
-        path = _module_file(name)
+        path = _module_file_cached(name)
         if path is None:
             continue
         seen[name] = path
@@ -121,8 +139,19 @@ def module_closure(modules: Iterable[str]) -> list[Path]:
 
 def code_hash(modules: Iterable[str]) -> str:
     """A short hash of the source of ``modules`` and their ttskiln imports."""
+    return _code_hash(tuple(sorted(set(modules))))
+
+
+@lru_cache(maxsize=None)
+def _code_hash(modules: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for path in module_closure(modules):
         digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
-        digest.update(path.read_bytes())
+        digest.update(_source(path))
     return digest.hexdigest()[:16]
+
+
+def clear_cache() -> None:
+    """Forget every module's source, imports and hash (after editing code in this process)."""
+    for cached in (_source, _imports, _module_file_cached, _code_hash):
+        cached.cache_clear()

@@ -8,6 +8,7 @@ above it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -79,3 +80,17 @@ def non_finite(arrays: dict[str, np.ndarray], what: str) -> list[str]:
         if nan or inf:
             lines.append(f"{what} {name!r}: {nan} NaN, {inf} Inf of {value.size} values")
     return lines
+
+
+def log_verdict(record: dict[str, Any]) -> None:
+    """The verdict in the job's log: every metric against its limit, then PASS or FAIL."""
+    print(f"ttskiln verdict: {record.get('variant')} {record['artifact']} at point {record.get('point')} "
+          f"on {record['backend']}: {'PASS' if record['passed'] else 'FAIL'}")
+    if record.get("error"):
+        print(f"  {record['error']}")
+    for name, value in sorted(record.get("metrics", {}).items()):
+        limit = record["tolerances"].get(name)
+        bound = "" if limit is None else f" (limit {'>=' if name in LOWER_BOUND else '<='} {limit:.6g})"
+        print(f"  {name}: {value:.6g}{bound}")
+    for line in record.get("failures", []):
+        print(f"  failed: {line}")

@@ -50,7 +50,7 @@ def run_parity(case: ParityCase, opset: int = 18) -> list[ParityCheck]:
 
 def graph_parity(family, case: ParityCase, opset: int = 18) -> list[ParityCheck]:
     """Entry points that are one exported graph: PyTorch and ONNX Runtime on the case inputs."""
-    from ttskiln.export import export_module
+    from ttskiln.onnx_export import export_module
     from ttskiln.runtime import ort_session, torch_run
 
     config = family.parity_config(case)

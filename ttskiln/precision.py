@@ -23,7 +23,7 @@ from typing import Any
 
 from ttskiln.onnx_io import save_onnx
 from ttskiln.errors import ConfigError, TtskilnError, one_line
-from ttskiln.export import audit_ops
+from ttskiln.onnx_export import audit_ops
 
 INT8_METHODS = ("dynamic", "static")
 
@@ -309,7 +309,7 @@ class _Calibration:
     """ONNX Runtime CalibrationDataReader over stored reference inputs."""
 
     def __init__(self, references: list[str]) -> None:
-        from ttskiln.reference import load_reference
+        from ttskiln.reference_io import load_reference
 
         self._feeds = iter([load_reference(path)[0] for path in references])
 

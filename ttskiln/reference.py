@@ -16,9 +16,7 @@ from ttskiln.atomic import write_npz
 from ttskiln.errors import CheckpointError, InputError
 from ttskiln.families import get_family
 from ttskiln.metrics import non_finite
-
-INPUT = "input."
-OUTPUT = "output."
+from ttskiln.reference_io import INPUT, OUTPUT, load_reference  # noqa: F401  (re-exported)
 
 
 def point_rng(seed: int, component: str, point: str) -> np.random.Generator:
@@ -63,11 +61,3 @@ def build_reference(
     arrays = {INPUT + k: v for k, v in inputs.items()}
     arrays.update({OUTPUT + k: v for k, v in outputs.items()})
     write_npz(output, arrays)
-
-
-def load_reference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(inputs, outputs) of a stored reference."""
-    with np.load(path, allow_pickle=False) as data:
-        inputs = {k[len(INPUT):]: data[k] for k in data.files if k.startswith(INPUT)}
-        outputs = {k[len(OUTPUT):]: data[k] for k in data.files if k.startswith(OUTPUT)}
-    return inputs, outputs

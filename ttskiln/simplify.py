@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ttskiln.errors import TtskilnError
-from ttskiln.export import audit_ops
+from ttskiln.onnx_export import audit_ops
 from ttskiln.onnx_io import EXTERNAL_DATA_BYTES, save_onnx, tensor_bytes
 
 SIMPLIFIERS = ("onnxsim", "onnxslim")

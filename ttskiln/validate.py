@@ -15,8 +15,8 @@ import numpy as np
 
 from ttskiln.atomic import write_json
 from ttskiln.errors import one_line
-from ttskiln.metrics import failures, non_finite, worst
-from ttskiln.reference import load_reference
+from ttskiln.metrics import failures, log_verdict, non_finite, worst
+from ttskiln.reference_io import load_reference
 
 REFERENCE_RUNNER = "pytorch"
 
@@ -158,26 +158,10 @@ def _runner(artifact: str, backend: str) -> Any:
     G_LOGGER.module_severity = G_LOGGER.ERROR  # ttskiln's verdict is the log's
 
     if backend == "tensorrt":
-        from ttskiln.engines import trt_runner
+        from ttskiln.tensorrt_runtime import trt_runner
 
         return trt_runner(artifact)
     return OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
-
-
-def log_verdict(record: dict[str, Any]) -> None:
-    """The verdict in the job's log: every metric against its limit, then PASS or FAIL."""
-    from ttskiln.metrics import LOWER_BOUND
-
-    print(f"ttskiln verdict: {record.get('variant')} {record['artifact']} at point {record.get('point')} "
-          f"on {record['backend']}: {'PASS' if record['passed'] else 'FAIL'}")
-    if record.get("error"):
-        print(f"  {record['error']}")
-    for name, value in sorted(record.get("metrics", {}).items()):
-        limit = record["tolerances"].get(name)
-        bound = "" if limit is None else f" (limit {'>=' if name in LOWER_BOUND else '<='} {limit:.6g})"
-        print(f"  {name}: {value:.6g}{bound}")
-    for line in record.get("failures", []):
-        print(f"  failed: {line}")
 
 
 def precision_facts(artifact: str) -> dict[str, str]:

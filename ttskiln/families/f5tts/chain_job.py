@@ -42,7 +42,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     ONNX graph), and only its rows are returned: backend ``tensorrt-llm``, variants named by
     the engine dtype (``fp16``, ``fp16-mel``, ``fp16-step``, ``fp16-nfe16`` ...), speedups
     against PyTorch on the CPU (``torch_device``)."""
-    from ttskiln.benchmark import time_calls
+    from ttskiln.timing import time_calls
     from ttskiln.families import get_family
     from ttskiln.families.f5tts.backends import DitVelocity, onnx_runner, torch_runner
     from ttskiln.families.f5tts.host import HostDims

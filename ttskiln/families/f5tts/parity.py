@@ -44,7 +44,7 @@ def run_case(family: Any, case: ParityCase) -> list[ParityCheck]:
 
 def _velocities(family: Any, case: ParityCase, workdir: Path) -> dict[str, Any]:
     """The DiT as a velocity on each backend (the ONNX graph exported into ``workdir``)."""
-    from ttskiln.export import export_module, finish_onnx
+    from ttskiln.onnx_export import export_module, finish_onnx
     from ttskiln.families.f5tts.backends import onnx_velocity, torch_velocity
 
     config = family.parity_config(case)

@@ -104,17 +104,18 @@ def synth_cli(
 
     with tempfile.TemporaryDirectory(prefix="ttskiln-synth-") as tmp:
         if backend == "onnx":
-            from ttskiln.export import export_component
+            from ttskiln.families import get_family
+            from ttskiln.onnx_export import export_family_component
 
             if dit_onnx is None:
                 dit_onnx = str(Path(tmp) / "dit.onnx")
                 log(f"exporting the DiT to {dit_onnx} (give --dit-onnx to reuse an export)")
-                export_component(family="f5tts", checkpoint=str(checkpoint), options=f5_options, component="dit",
+                export_family_component(get_family("f5tts"), checkpoint=str(checkpoint), options=f5_options, component="dit",
                                  opset=18, output=dit_onnx)
             if vocoder_onnx is None:
                 vocoder_onnx = str(Path(tmp) / "vocoder.onnx")
                 log(f"exporting the vocoder to {vocoder_onnx} (give --vocoder-onnx to reuse an export)")
-                export_component(family="vocos", checkpoint=str(vocoder), options={}, component="vocoder",
+                export_family_component(get_family("vocos"), checkpoint=str(vocoder), options={}, component="vocoder",
                                  opset=18, output=vocoder_onnx)
             for path in (dit_onnx, vocoder_onnx):
                 if not Path(path).is_file():

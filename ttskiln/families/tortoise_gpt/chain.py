@@ -131,7 +131,7 @@ def time_generation(runner: Any, cfg: TortoiseConfig, cond: np.ndarray, text: np
     """(prefill, per-token decode) latency. Prefill: ``repeats`` timed calls after ``warmup``.
     Decode: every step of ceil(repeats / 4) generations of ``steps`` tokens after a prefill
     (one untimed generation first), each step feeding its cache and greedy token to the next."""
-    from ttskiln.benchmark import latency_stats, time_calls
+    from ttskiln.timing import latency_stats, time_calls
 
     b = text.shape[0]
     start = np.full(b, cfg.start_mel_token, dtype=np.int64)

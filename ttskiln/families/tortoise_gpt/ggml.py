@@ -356,7 +356,7 @@ def validate(*, family: Any, checkpoint: str, config: dict[str, Any], artifact: 
 
     from ttskiln.atomic import write_json
     from ttskiln.metrics import failures, non_finite, worst
-    from ttskiln.validate import log_verdict
+    from ttskiln.metrics import log_verdict
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     info = family.describe(config)

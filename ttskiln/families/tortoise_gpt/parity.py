@@ -27,7 +27,7 @@ NEEDED_OUTPUTS = ("prefill_next_logits", "decode_tokens", "decode_step_logits")
 
 def export_graphs(family: Any, model: Any, config: dict[str, Any], directory: Path, opset: int = 18) -> dict[str, Path]:
     """Export ``prefill`` and ``decode`` of a loaded model into ``directory``."""
-    from ttskiln.export import export_module, finish_onnx
+    from ttskiln.onnx_export import export_module, finish_onnx
 
     info = family.describe(config)
     paths = {}

@@ -32,7 +32,7 @@ def torch_backend(family: Any, model: Any, info: ModelInfo) -> Backend:
 
 def export_components(family: Any, model: Any, info: ModelInfo, directory: Path, opset: int = 18) -> dict[str, Path]:
     """Export every component (dynamic axes, op audit) into ``directory``; name -> path."""
-    from ttskiln.export import export_module, finish_onnx
+    from ttskiln.onnx_export import export_module, finish_onnx
 
     paths = {}
     for name in components(info):

@@ -184,7 +184,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     from ttskiln.audio_metrics import audio_metrics
-    from ttskiln.benchmark import time_calls
+    from ttskiln.timing import time_calls
     from ttskiln.families.vits.backends import components, onnx_backend, torch_backend
     from ttskiln.families.vits.host import synthesize
     from ttskiln.metrics import failures, tensor_metrics

@@ -1,0 +1,117 @@
+"""How long Snakemake takes to plan: ``snakemake --version``, a no-op rerun of a built demo, and
+dry runs of generated configs of N Vocos models x 4 profile points x 3 variants.
+
+    python scripts/bench_planning.py [--demo-dir DIR] [--models 25 50 100] [--profile-out DIR]
+
+A measurement, not a test: it prints a table (and ``--json`` writes it). The demo no-op rerun
+needs a folder where the demo was built (``make demo``); without ``--demo-dir`` it is skipped.
+With ``--profile-out`` each dry run also runs under cProfile and leaves its ``.prof`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def generated_config(models: int) -> dict:
+    """``models`` tiny synthetic Vocos models, two profiles (opt and max: 4 points), 3 variants."""
+    profile = {"batch": {"min": 1, "opt": 1, "max": 2}, "frames": {"min": 8, "opt": 24, "max": 40}}
+    return {
+        "models": {
+            f"vocos_{i:03d}": {
+                "family": "vocos",
+                "checkpoint": {"synthetic": "tiny", "seed": i},
+                "profiles": {"short": profile, "long": {**profile, "frames": {"min": 8, "opt": 48, "max": 64}}},
+                "variants": ["fp32", "fp16", "int8"],
+            }
+            for i in range(models)
+        }
+    }
+
+
+def timed(cmd: list[str], repeats: int, cwd: Path | None = None) -> tuple[float, str]:
+    """The fastest of ``repeats`` runs (seconds) and the last run's output."""
+    best, out = float("inf"), ""
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+        elapsed = time.perf_counter() - start
+        out = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-3000:]}")
+        best = min(best, elapsed)
+    return best, out
+
+
+def planned(output: str) -> int:
+    """Jobs a dry run would execute (the ``total`` line of its job table, 0 when none)."""
+    match = re.search(r"^total\s+(\d+)", output, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def dry_run(workdir: Path, configfile: Path | None, profile: Path | None) -> list[str]:
+    head = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "snakemake"] if profile else [SNAKEMAKE]
+    cmd = [*head, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", "--cores", "2"]
+    return cmd + (["--configfile", str(configfile)] if configfile else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo-dir", type=Path, help="a folder where the demo was built")
+    parser.add_argument("--models", type=int, nargs="*", default=[25, 50, 100])
+    parser.add_argument("--repeats", type=int, default=2, help="runs per measurement (the fastest counts)")
+    parser.add_argument("--profile-out", type=Path, help="also profile each dry run into this folder")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    results: dict = {}
+    version_s, _ = timed([SNAKEMAKE, "--version"], max(args.repeats, 3))
+    results["snakemake_version_s"] = round(version_s, 3)
+    print(f"snakemake --version: {version_s:.2f} s")
+
+    if args.profile_out:
+        args.profile_out.mkdir(parents=True, exist_ok=True)
+    if args.demo_dir:
+        demo = args.demo_dir.resolve()
+        seconds, out = timed(dry_run(demo, None, None), args.repeats)
+        results["demo_noop"] = {"seconds": round(seconds, 3), "jobs": planned(out),
+                                "ratio_to_version": round(seconds / version_s, 2)}
+        print(f"demo no-op dry run: {seconds:.2f} s ({seconds / version_s:.2f}x --version), "
+              f"{planned(out)} jobs planned (0 when the demo is up to date)")
+        if args.profile_out:
+            timed(dry_run(demo, None, args.profile_out / "demo.prof"), 1)
+
+    results["generated"] = []
+    with tempfile.TemporaryDirectory(prefix="ttskiln-bench-plan-") as tmp:
+        for n in args.models:
+            workdir = Path(tmp) / f"m{n}"
+            workdir.mkdir()
+            configfile = workdir / "config.yaml"
+            configfile.write_text(yaml.safe_dump(generated_config(n), sort_keys=False))
+            seconds, out = timed(dry_run(workdir, configfile, None), args.repeats)
+            jobs = planned(out)
+            results["generated"].append({"models": n, "jobs": jobs, "seconds": round(seconds, 3),
+                                         "ms_per_job": round(1e3 * seconds / max(jobs, 1), 3)})
+            print(f"{n:4d} models x 4 points x 3 variants: {jobs:6d} jobs, dry run {seconds:6.2f} s "
+                  f"({1e3 * seconds / max(jobs, 1):.2f} ms/job)")
+            if args.profile_out:
+                timed(dry_run(workdir, configfile, args.profile_out / f"models-{n}.prof"), 1)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
