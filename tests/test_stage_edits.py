@@ -35,8 +35,7 @@ STAGES = {
     "precision": {"fp16", "int8"},
     "validate": {"validate", "validate_chunked", "validate_ggml"},
     "benchmark": {"benchmark_torch", "benchmark_onnx", "benchmark_chunked"},
-    # The report reads the chains' records by the file name ttskiln.chains defines (ROWS_FILE).
-    "chains": {"chain", "report"},
+    "chains": {"chain"},
     "report": {"report"},
     "history": {"report"},
     "ship": {"report"},

@@ -36,6 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "onnx_io",
         "ops",
         "reference_io",
+        "rows",
         "runtime",
         "smk",
         "stats",

@@ -14,9 +14,8 @@ from ttskiln.atomic import write_json
 from ttskiln.errors import TtskilnError, one_line
 from ttskiln.families import get_family
 from ttskiln.families.base import ChainJob
-from ttskiln.rows import error_row
+from ttskiln.rows import ROWS_FILE, error_row
 
-ROWS_FILE = "rows.json"
 
 
 def run_chain(

@@ -173,7 +173,7 @@ def _speedup_ci(torch: list[float] | None, samples: list[float] | None) -> list[
 
 def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
     """Rows written by chain jobs (``rows.json`` in each chain output folder)."""
-    from ttskiln.chains import ROWS_FILE
+    from ttskiln.rows import ROWS_FILE
 
     rows = []
     for directory in directories:

@@ -33,6 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The file a chain job writes its rows into (``ttskiln.chains``; the report reads it).
+ROWS_FILE = "rows.json"
+
 #: The backend every speedup is measured against; its rows are the reference (no verdict).
 REFERENCE_BACKEND = "pytorch-eager"
 ACCURACY_METRICS = ("max_abs_err", "mse", "cosine", "snr_db", "mrstft", "logmel_l1")
