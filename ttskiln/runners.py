@@ -43,7 +43,7 @@ class Backend:
     #: The ONNX variants this backend runs (None: every variant the model builds).
     variants: tuple[str, ...] | None = None
     #: Held to the limits of this variant instead of the artifact's own (bf16 arithmetic on an
-    #: fp32 graph is held to the model's fp16 limits).
+    #: fp32 graph: the model's ``bf16`` limits, by default its fp16 ones; see ``plan``).
     tolerance_variant: str | None = None
     aliases: tuple[str, ...] = ()
 
@@ -63,7 +63,7 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
             precision="fp32", variants=("fp32",), aliases=("openvino", "openvino-fp32", "openvino-cpu-fp32")),
     Backend("openvino-cpu-bf16", "openvino-cpu-bf16", "openvino", "cpu",
             "OpenVINO on the CPU, bf16 inference precision hint over the fp32 graph (held to the fp16 limits)",
-            precision="bf16", variants=("fp32",), tolerance_variant="fp16", aliases=("openvino-bf16",)),
+            precision="bf16", variants=("fp32",), tolerance_variant="bf16", aliases=("openvino-bf16",)),
 )}
 ALIASES: dict[str, str] = {
     alias: b.name for b in BACKENDS.values() for alias in {b.label, *b.aliases} - {b.name}
@@ -209,13 +209,13 @@ class OrtRunner(Runner):
         self.output_names = list(self.wanted or [o.name for o in session.get_outputs()])
 
     def activate_impl(self) -> None:
-        from ttskiln.runtime import ort_session
+        from ttskiln.runtime import available_providers, ort_session
 
+        if self.provider not in available_providers():
+            raise TtskilnError(f"ONNX Runtime has no {self.provider} here (available: "
+                               f"{', '.join(available_providers())}); this backend needs onnxruntime-gpu and a CUDA GPU")
         providers = [self.provider] + ([CPU_PROVIDER] if self.provider != CPU_PROVIDER else [])
-        session = ort_session(self.model, self.threads, providers=providers, spin=self.spin)
-        if self.provider not in session.get_providers():
-            raise TtskilnError(f"ONNX Runtime has no {self.provider} here (available: {session.get_providers()})")
-        self._bind(session)
+        self._bind(ort_session(self.model, self.threads, providers=providers, spin=self.spin))
 
     def deactivate_impl(self) -> None:
         if isinstance(self.model, (str, Path)):
