@@ -103,11 +103,3 @@ def build_engine(*, command: list[str], engine: str, timing_cache: str, tag: str
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise TtskilnError(f"polygraphy convert wrote no engine for {engine}")
 
-
-def trt_runner(engine: str) -> Any:
-    """A Polygraphy TrtRunner over a serialized engine (for validation and benchmarks)."""
-    require_tensorrt()
-    from polygraphy.backend.common import BytesFromPath
-    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
-
-    return TrtRunner(EngineFromBytes(BytesFromPath(engine)), name="tensorrt")
