@@ -28,7 +28,7 @@ rule benchmark_torch:
 
 
 rule benchmark_onnx:
-    """ONNX Runtime latency of one artifact at one point."""
+    """Latency of one ONNX artifact at one point on ONNX Runtime or another CPU backend (OpenVINO)."""
     input:
         artifact="artifacts/{model}/{component}/{variant}.onnx",
         reference=get_reference,

@@ -25,7 +25,10 @@ except TtskilnError as exc:
 
 MODELS = PLAN.models
 GPU = PLAN.gpu
+# ONNX Runtime backends (every model, every variant), and the CPU backends models add
+# (`backends:`, the variants ttskiln.runners.BACKENDS gives them).
 BACKENDS = ["ort-cpu", *GPU.ort_backends]
+MODEL_BACKENDS = sorted({b for m in MODELS.values() for b in m.backends})
 
 
 def _alternatives(values):
@@ -37,7 +40,7 @@ wildcard_constraints:
     component=_alternatives(c for m in MODELS.values() for c in m.components),
     point=_alternatives(p.name for m in MODELS.values() for p in m.points),
     variant=_alternatives(VARIANTS),
-    backend=_alternatives(BACKENDS),
+    backend=_alternatives([*BACKENDS, *MODEL_BACKENDS]),
     chain=_alternatives(c for m in MODELS.values() for c in m.chains),
     engine_tag=_alternatives([GPU.engine_tag]),
     trtllm_tag=_alternatives([GPU.trtllm_tag]),
@@ -98,6 +101,13 @@ def get_model_validations(model):
         for component in m.components
         for point in m.chunked_points(component)
     ]
+    paths += [
+        f"artifacts/{model}/{component}/validate/{backend}/{variant}/{point.name}.json"
+        for component in m.components
+        for backend in m.backends
+        for variant in m.backend_variants(backend)
+        for point in m.points
+    ]
     return paths + get_engine_records("validate", model) + get_ggml_validations(model)
 
 
@@ -157,6 +167,11 @@ def get_model_benchmarks(model):
                 for backend in BACKENDS
                 for variant in m.variants
                 if variant != "export"
+            ]
+            paths += [
+                f"artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
+                for backend in m.backends
+                for variant in m.backend_variants(backend)
             ]
         paths += [
             f"artifacts/{model}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"

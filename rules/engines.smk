@@ -46,7 +46,7 @@ rule validate_trt:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
-        backend="tensorrt",
+        backend="trt",
         code=stage_code("ttskiln.validate", "ttskiln.engines", family=False),
     script:
         "../scripts/validate.py"

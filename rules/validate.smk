@@ -1,5 +1,5 @@
 rule validate:
-    """Polygraphy: ONNX Runtime outputs vs the stored PyTorch outputs, against tolerances."""
+    """Polygraphy: ONNX Runtime (CPU) outputs vs the stored PyTorch outputs, against tolerances."""
     input:
         artifact="artifacts/{model}/{component}/{variant}.onnx",
         reference=get_reference,
@@ -14,6 +14,29 @@ rule validate:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
+        backend="ort-cpu",
+        code=stage_code("ttskiln.validate", family=False),
+    script:
+        "../scripts/validate.py"
+
+
+rule validate_backend:
+    """The same comparison on another CPU backend of the model (`backends:`, e.g. OpenVINO)."""
+    input:
+        artifact="artifacts/{model}/{component}/{variant}.onnx",
+        reference=get_reference,
+    output:
+        "artifacts/{model}/{component}/validate/{backend}/{variant}/{point}.json",
+    log:
+        "logs/validate_backend/{model}/{component}/{backend}/{variant}/{point}.log",
+    benchmark:
+        "benchmarks/validate_backend/{model}/{component}/{backend}/{variant}/{point}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant, w.backend),
+        audio=lambda w: MODELS[w.model].audio(w.component),
+        backend=lambda w: w.backend,
         code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"
@@ -36,6 +59,7 @@ rule validate_chunked:
         tolerances=lambda w: MODELS[w.model].tolerances,
         audio=lambda w: MODELS[w.model].audio(w.component),
         chunking=lambda w: MODELS[w.model].chunk_params(w.component),
+        backend="ort-cpu",
         code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"

@@ -9,7 +9,7 @@ with job(snakemake.log[0], w.model):
         tolerances=dict(snakemake.params.tolerances),
         audio=snakemake.params.audio,
         chunking=snakemake.params.get("chunking"),
-        backend=snakemake.params.get("backend", "onnxruntime-cpu"),
+        backend=snakemake.params.get("backend", "ort-cpu"),
         output=snakemake.output[0],
         labels={"model": w.model, "component": w.component, "variant": w.get("variant", "fp32-chunked"), "point": w.point},
     )

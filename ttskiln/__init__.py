@@ -37,6 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "ops",
         "reference_io",
         "rows",
+        "runners",
         "runtime",
         "smk",
         "stats",

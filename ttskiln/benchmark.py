@@ -1,8 +1,10 @@
 """Stage 5: latency of one component at one profile point, on one backend.
 
-Backends: PyTorch eager (``torch``) and ONNX Runtime (``onnxruntime-cpu``, and the CUDA /
-TensorRT providers where installed). Every backend runs the stored reference inputs with the
-same thread count, warm-up first. Records p50/p90/p99 latency and the real-time factor
+Backends are the ``ttskiln.runners`` table: PyTorch eager (``torch``), ONNX Runtime
+(``ort-cpu``, and the CUDA / TensorRT providers where installed), OpenVINO (``openvino-cpu``,
+``openvino-cpu-bf16``) and TensorRT engines (``trt``); each is one runner, timed through its
+``timed_call``. Every backend runs the stored reference inputs with the same thread count,
+warm-up first. Records p50/p90/p99 latency and the real-time factor
 (compute seconds per second of audio produced, batch included); speedups are joined in the
 report.
 """
@@ -22,20 +24,9 @@ from ttskiln.errors import one_line
 from ttskiln.families import get_family
 from ttskiln.onnx_io import artifact_files
 from ttskiln.reference_io import load_reference
+from ttskiln.runners import artifact_runner
+from ttskiln.runners import backend as runner_backend
 from ttskiln.timing import latency_stats, time_calls  # noqa: F401  (re-exported)
-
-BACKENDS = {
-    "torch": "pytorch-eager",
-    "ort-cpu": "onnxruntime-cpu",
-    "ort-cuda": "onnxruntime-cuda",
-    "ort-trt": "onnxruntime-tensorrt",
-    "trt": "tensorrt",
-}
-ORT_PROVIDERS = {
-    "ort-cpu": "CPUExecutionProvider",
-    "ort-cuda": "CUDAExecutionProvider",
-    "ort-trt": "TensorrtExecutionProvider",
-}
 
 
 def audio_seconds(outputs: dict[str, np.ndarray], audio_output: str | None, sample_rate: int) -> float | None:
@@ -70,31 +61,27 @@ def benchmark(
     info = fam.describe(config)
     spec = info.component(component)
     inputs, outputs = load_reference(reference)
-    if backend == "torch":
-        import torch
+    entry = runner_backend(backend)
+    feed = {n: np.ascontiguousarray(inputs[n]) for n in spec.input_names}
+    if entry.kind == "torch":
+        from ttskiln.runners import TorchRunner
 
         set_torch_threads(threads)
         start = time.perf_counter()
         module = fam.component_module(fam.load(Path(checkpoint), config), component)
+        runner = TorchRunner(module, spec.input_names, spec.output_names, threads=threads).activate()
         load_ms = (time.perf_counter() - start) * 1e3
-        args = [torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in spec.input_names]
-
-        def call() -> Any:
-            with torch.inference_mode():
-                return module(*args)
-
-        stats = {"load_ms": load_ms, **_first_then_steady(call, warmup, repeats)}
-    elif backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {sorted(BACKENDS)}")
+        stats = {"load_ms": load_ms, **_first_then_steady(runner.timed_call(feed), warmup, repeats)}
     else:
         try:
             start = time.perf_counter()
-            call = _artifact_call(backend, artifact, spec, inputs, threads, chunking)
+            runner = artifact_runner(entry.name, artifact, threads=threads).activate()
+            call = _chunked_call(runner, feed, chunking) if chunking else runner.timed_call(feed)
             stats = {"load_ms": (time.perf_counter() - start) * 1e3, **_first_then_steady(call, warmup, repeats)}
         except Exception as exc:  # the artifact does not load or run: a record, not a crash
-            reason = f"cannot run on {BACKENDS[backend]}: {type(exc).__name__}: {one_line(exc)}"
+            reason = f"cannot run on {entry.label}: {type(exc).__name__}: {one_line(exc)}"
             print(f"ttskiln benchmark: {labels.get('variant')} {artifact} at point {labels.get('point')}: {reason}")
-            record = {**labels, "backend": BACKENDS[backend], "artifact": " + ".join(artifact_files(artifact)),
+            record = {**labels, "backend": entry.label, "artifact": " + ".join(artifact_files(artifact)),
                       "shape": {n: list(inputs[n].shape) for n in spec.input_names}, "status": "error",
                       "error": reason, "p50_ms": None, "p90_ms": None, "p99_ms": None, "rtf": None,
                       "audio_seconds": None, "gflop": None, "threads": threads, "environment": environment(threads)}
@@ -133,71 +120,32 @@ def deployment_facts(artifact: str | None, inputs: dict[str, np.ndarray], p50_ms
     }
 
 
-def _artifact_call(backend: str, artifact: str, spec: Any, inputs: dict[str, np.ndarray], threads: int,
-                   chunking: dict[str, Any] | None) -> Callable[[], Any]:
-    """A function that runs ``artifact`` once on ``backend`` with the stored inputs."""
-    from ttskiln.runtime import ort_session
+def _chunked_call(runner: Any, feed: dict[str, np.ndarray], chunking: dict[str, Any]) -> Callable[[], Any]:
+    """One chunked run of the stored input: overlapping windows through ``runner.infer``."""
+    from ttskiln.chunking import Chunking, chunked_run
 
-    if backend == "trt":
-        from ttskiln.tensorrt_runtime import trt_runner
+    plan = Chunking(int(chunking["window"]), int(chunking["overlap"]), int(chunking["crossfade"]))
 
-        runner = trt_runner(artifact)
-        runner.activate()
-        feed = {n: np.ascontiguousarray(inputs[n]) for n in spec.input_names}
+    def run_chunk(chunk: np.ndarray) -> np.ndarray:
+        return runner.infer({**feed, chunking["input"]: chunk})[chunking["output"]]
 
-        def call() -> Any:
-            return runner.infer(feed)
-
-    elif backend in ("ort-cuda", "ort-trt"):
-        # I/O binding: inputs copied to the device once, outputs stay there between calls.
-        import onnxruntime as ort
-
-        session = ort_session(artifact, threads, providers=[ORT_PROVIDERS[backend], "CPUExecutionProvider"])
-        binding = session.io_binding()
-        for name in spec.input_names:
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(inputs[name]), "cuda", 0))
-        for out in session.get_outputs():
-            binding.bind_output(out.name, "cuda", 0)
-
-        def call() -> Any:
-            session.run_with_iobinding(binding)
-
-    elif backend in ORT_PROVIDERS:
-        session = ort_session(artifact, threads, providers=[ORT_PROVIDERS[backend]])
-        feed = {n: np.ascontiguousarray(inputs[n]) for n in spec.input_names}
-
-        def call() -> Any:
-            return session.run(None, feed)
-
-        if chunking:
-            from ttskiln.chunking import Chunking, chunked_run
-
-            plan = Chunking(int(chunking["window"]), int(chunking["overlap"]), int(chunking["crossfade"]))
-            names = [o.name for o in session.get_outputs()]
-            index = names.index(chunking["output"])
-
-            def run_chunk(chunk: np.ndarray) -> np.ndarray:
-                return session.run(None, {**feed, chunking["input"]: chunk})[index]
-
-            def call() -> Any:
-                return chunked_run(run_chunk, feed[chunking["input"]], plan, int(chunking["hop"]))
-
-    return call
+    return lambda: chunked_run(run_chunk, feed[chunking["input"]], plan, int(chunking["hop"]))
 
 
 def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str, np.ndarray],
             outputs: dict[str, np.ndarray], stats: dict[str, float], threads: int, warmup: int, repeats: int,
             chunking: dict[str, Any] | None, labels: dict[str, str], output: str) -> dict[str, Any]:
+    entry = runner_backend(backend)
     gflop = None
-    if backend in ORT_PROVIDERS and not chunking:
+    if entry.kind in ("onnxruntime", "openvino") and not chunking:
         from ttskiln.flops import count_flops
 
         gflop = count_flops(artifact, {n: list(inputs[n].shape) for n in spec.input_names}) / 1e9
     seconds = audio_seconds(outputs, spec.audio_output, info.sample_rate)
     record = {
         **labels,
-        "backend": BACKENDS[backend],
-        "artifact": " + ".join(artifact_files(artifact)) if backend != "torch" else artifact,
+        "backend": entry.label,
+        "artifact": " + ".join(artifact_files(artifact)) if entry.kind != "torch" else artifact,
         "shape": {n: list(inputs[n].shape) for n in spec.input_names},
         "audio_seconds": seconds,
         **stats,
@@ -208,7 +156,7 @@ def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str,
         "repeats": repeats,
         "environment": environment(threads),
         "status": "ok",
-        **deployment_facts(artifact if backend != "torch" else None, {n: inputs[n] for n in spec.input_names},
+        **deployment_facts(artifact if entry.kind != "torch" else None, {n: inputs[n] for n in spec.input_names},
                            stats["p50_ms"], seconds),
     }
     write_json(output, record)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ttskiln.atomic import atomic_path, write_text
 from ttskiln.errors import TtskilnError
-from ttskiln.tensorrt_runtime import require_tensorrt, trt_runner  # noqa: F401  (re-exported)
+from ttskiln.tensorrt_runtime import require_tensorrt
 
 STRONGLY_TYPED = {"fp16", "int8"}
 

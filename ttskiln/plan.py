@@ -88,6 +88,8 @@ class ModelPlan:
     trtllm: dict[str, Any] | None = None
     #: The ggml model file of a tortoise_gpt model (``{"dtypes": [...]}``), or None.
     ggml: dict[str, Any] | None = None
+    #: CPU backends beside ONNX Runtime (canonical names of ``ttskiln.runners.BACKENDS``).
+    backends: tuple[str, ...] = ()
 
     def engine_shapes(self, component: str) -> list[dict[str, dict[str, list[int]]]]:
         """Per engine profile: each input's min/opt/max shape (for the TensorRT builder)."""
@@ -102,9 +104,22 @@ class ModelPlan:
             })
         return result
 
-    def tolerances_for(self, variant: str) -> dict[str, float]:
-        """The limits an artifact of ``variant`` is held to."""
+    def tolerances_for(self, variant: str, backend: str | None = None) -> dict[str, float]:
+        """The limits an artifact of ``variant`` is held to (on ``backend``, where the backend
+        changes the arithmetic: bf16 on an fp32 graph is held to the ``bf16`` limits)."""
+        from ttskiln.runners import backend as backend_entry
+
+        if backend is not None:
+            variant = backend_entry(backend).tolerance_variant or variant
         return {**self.tolerances, **self.variant_tolerances.get(variant, {})}
+
+    def backend_variants(self, backend: str) -> tuple[str, ...]:
+        """The ONNX variants ``backend`` validates and times (of those the model builds, not
+        the raw export)."""
+        from ttskiln.runners import backend as backend_entry
+
+        wanted = backend_entry(backend).variants
+        return tuple(v for v in self.variants if v != "export" and (wanted is None or v in wanted))
 
     @property
     def components(self) -> list[str]:
@@ -294,6 +309,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         points.append(Point(SAMPLE_POINT, SAMPLE_POINT, sizes))
     given = dict(entry.get("tolerances") or {})
     per_variant = {v: {**family.variant_tolerances.get(v, {}), **given.pop(v, {})} for v in PRECISIONS}
+    per_variant["bf16"] = {**per_variant["fp16"], **given.pop("bf16", {})}
     tolerances = {**family.default_tolerances, **given}
     variants = ("export", "fp32") + tuple(v for v in PRECISIONS if v in (entry.get("variants") or []))
     chunking = None
@@ -333,7 +349,26 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         int8=_check_precision("int8", {**family.int8_defaults, **(entry.get("int8") or {})}),
         trtllm=_trtllm(family.name, entry, config, points),
         ggml=_ggml(family.name, entry),
+        backends=_backends(entry),
     )
+
+
+def _backends(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The model's CPU backends beside ONNX Runtime, by canonical name (aliases resolved)."""
+    from ttskiln.runners import backend
+
+    names: list[str] = []
+    for given in entry.get("backends") or []:
+        try:
+            b = backend(given)
+        except ConfigError as exc:
+            raise ConfigError(f"backends: {exc}") from None
+        if b.device != "cpu" or b.kind == "torch":
+            raise ConfigError(f"backends: {given!r} is not a CPU backend of ONNX artifacts "
+                              f"({'gpu.stages schedules GPU backends' if b.device != 'cpu' else 'PyTorch is always the reference'})")
+        if b.name != "ort-cpu" and b.name not in names:
+            names.append(b.name)
+    return tuple(names)
 
 
 def _check_overrides(value: Any, key: str) -> None:

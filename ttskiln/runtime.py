@@ -14,15 +14,12 @@ CPU = "CPUExecutionProvider"
 
 
 def torch_run(module: Any, spec: ComponentSpec, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run a component module on numpy inputs; outputs by name, as float32 numpy arrays."""
-    import torch
+    """Run a component module on numpy inputs once; outputs by name, as numpy arrays
+    (``ttskiln.runners.TorchRunner``)."""
+    from ttskiln.runners import TorchRunner
 
-    args = [torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in spec.input_names]
-    with torch.inference_mode():
-        result = module(*args)
-    if isinstance(result, torch.Tensor):
-        result = (result,)
-    return {name: t.detach().cpu().numpy() for name, t in zip(spec.output_names, result)}
+    with TorchRunner(module, spec.input_names, spec.output_names) as runner:
+        return runner.infer(inputs)
 
 
 def set_torch_threads(threads: int) -> None:

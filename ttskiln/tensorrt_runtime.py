@@ -1,12 +1,10 @@
-"""Loading TensorRT at run time: the version check and a runner over a serialized engine.
+"""Loading TensorRT at run time: the version check (the runner is ``ttskiln.runners.TrtRunner``).
 
 A bottom-layer module (``ttskiln.LAYERS``): validation and benchmarks run engines through it
 without their code hashes covering the engine-building stage.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from ttskiln.errors import TtskilnError
 
@@ -22,11 +20,3 @@ def require_tensorrt() -> str:
         ) from exc
     return str(tensorrt.__version__)
 
-
-def trt_runner(engine: str) -> Any:
-    """A Polygraphy TrtRunner over a serialized engine (for validation and benchmarks)."""
-    require_tensorrt()
-    from polygraphy.backend.common import BytesFromPath
-    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
-
-    return TrtRunner(EngineFromBytes(BytesFromPath(engine)), name="tensorrt")

@@ -1,7 +1,9 @@
-"""Stage 4: compare an ONNX artifact on ONNX Runtime with the stored PyTorch outputs.
+"""Stage 4: compare an artifact on one backend with the stored PyTorch outputs.
 
-Polygraphy runs the artifact (OnnxrtRunner) and compares it with the reference outputs
-(max abs error via SimpleCompareFunc, cosine similarity, SNR; MSE from its L2 norm). The
+A ``ttskiln.runners`` runner runs the artifact (ONNX Runtime by default; OpenVINO, or a
+TensorRT engine through Polygraphy's TrtRunner) and Polygraphy's comparators compare it with
+the reference outputs (max abs error via SimpleCompareFunc, cosine similarity, SNR; MSE from
+its L2 norm). The
 result is a JSON record with the metrics, the worst over outputs, and pass/fail against the
 model's tolerances. Validation never raises for a failing artifact: the gate rule does,
 after the report has marked it.
@@ -88,18 +90,23 @@ def validate_artifact(
     labels: dict[str, str],
     audio: dict[str, Any] | None = None,
     chunking: dict[str, Any] | None = None,
-    backend: str = "onnxruntime-cpu",
+    backend: str = "ort-cpu",
 ) -> dict[str, Any]:
     """Validate one artifact at one point.
 
     ``audio`` ({"output": name, "sample_rate": Hz}) adds the audio-domain metrics of that
     output. ``chunking`` ({"input", "output", "hop", "window", "overlap", "crossfade"}) runs
     the artifact in overlapping windows (see ``ttskiln.chunking``) and also records the error
-    at the chunk boundaries and away from them. ``backend`` "tensorrt" validates a serialized
-    TensorRT engine with Polygraphy's TrtRunner instead of ONNX Runtime.
+    at the chunk boundaries and away from them. ``backend`` is any name of the backend table
+    (``ttskiln.runners.BACKENDS``): ``trt`` validates a serialized TensorRT engine,
+    ``openvino-cpu-bf16`` the ONNX graph on OpenVINO with the bf16 precision hint; the record
+    carries the backend's label.
     """
     from ttskiln.audio_metrics import AUDIO_METRICS
     from ttskiln.onnx_io import artifact_files
+    from ttskiln.runners import artifact_runner, label
+
+    backend = label(backend)
 
     if not audio:  # audio limits apply to components that make audio
         tolerances = {k: v for k, v in tolerances.items() if k not in AUDIO_METRICS}
@@ -114,7 +121,7 @@ def validate_artifact(
     }
     extra: dict[str, Any] = {}
     try:
-        runner = _runner(artifact, backend)
+        runner = artifact_runner(backend, artifact)
         with runner:
             if chunking:
                 got, extra = _chunked(runner.infer, inputs, expected, chunking)
@@ -149,19 +156,6 @@ def validate_artifact(
     write_json(output, record)
     log_verdict(record)
     return record
-
-
-def _runner(artifact: str, backend: str) -> Any:
-    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
-    from polygraphy.logger import G_LOGGER
-
-    G_LOGGER.module_severity = G_LOGGER.ERROR  # ttskiln's verdict is the log's
-
-    if backend == "tensorrt":
-        from ttskiln.tensorrt_runtime import trt_runner
-
-        return trt_runner(artifact)
-    return OnnxrtRunner(SessionFromOnnx(artifact, providers=["cpu"]), name="onnxrt-cpu")
 
 
 def precision_facts(artifact: str) -> dict[str, str]:

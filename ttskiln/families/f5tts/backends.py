@@ -1,10 +1,11 @@
-"""Velocity functions over one runner of the ``dit`` graph (PyTorch module or ONNX Runtime).
+"""Velocity functions over one runner of the ``dit`` graph (``ttskiln.runners``).
 
 ``DitVelocity(dims, run)`` is what ``sampler.sample`` calls: it packs DiT.forward-style
 arguments into graph inputs (``host.dit_inputs``; position tables are cached per frame count)
 and hands them to ``run``, a function from the graph's input dict to its output ``flow``.
-``torch_velocity(model)`` and ``onnx_velocity(session, config)`` build one for each backend;
-another runtime (TensorRT) only needs its own ``run``.
+``graph_runner(runner)`` makes that function of any ``ttskiln.runners.Runner``;
+``torch_velocity(model)`` and ``onnx_velocity(session, config)`` build one for PyTorch and
+ONNX Runtime, and another runtime (the TensorRT-LLM engine) only needs its own runner.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from ttskiln.families.f5tts.config import F5Config
 from ttskiln.families.f5tts.host import HostDims, dit_inputs, input_names, position_tables
+from ttskiln.runners import OrtRunner, Runner, TorchRunner
 
 GraphRunner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -54,28 +56,24 @@ class DitVelocity:
         return self.forward(x, cond, text, time, mask, cfg_infer=guidance)
 
 
-def torch_runner(module: Any) -> GraphRunner:
-    """Run the PyTorch ``dit`` module (``DiT``) on a graph input dict."""
-    import torch
-
-    names = input_names(HostDims.of(module.cfg))
+def graph_runner(runner: Runner, output: str = "flow") -> GraphRunner:
+    """A ``GraphRunner`` over a ``ttskiln.runners`` runner (activated here): its ``output``."""
+    runner.activate()
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        args = [torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in names]
-        with torch.inference_mode():
-            return module(*args).numpy()
+        return runner.infer(inputs)[output]
 
     return run
+
+
+def torch_runner(module: Any) -> GraphRunner:
+    """Run the PyTorch ``dit`` module (``DiT``) on a graph input dict."""
+    return graph_runner(TorchRunner(module, input_names(HostDims.of(module.cfg)), ["flow"]))
 
 
 def onnx_runner(session: Any) -> GraphRunner:
     """Run an ONNX Runtime session of the exported ``dit`` graph on a graph input dict."""
-    names = [i.name for i in session.get_inputs()]
-
-    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return session.run(["flow"], {name: inputs[name] for name in names})[0]
-
-    return run
+    return graph_runner(OrtRunner(session, outputs=["flow"]))
 
 
 def torch_velocity(model: Any) -> DitVelocity:

@@ -376,31 +376,15 @@ def engine_dtype(engine_dir: str | Path) -> str:
 
 def trtllm_runner(engine_dir: Path, text_encoder: Any) -> Any:
     """A ``GraphRunner`` (``backends.DitVelocity``) over a TensorRT-LLM F5 engine: host text
-    embedding, engine inputs on the GPU, one ``Session.run`` per call, ``denoised`` back."""
+    embedding, then one ``ttskiln.runners.TrtllmRunner`` call (engine inputs on the GPU in the
+    engine's types, ``denoised`` back as float32)."""
     require_trtllm()
-    import tensorrt as trt
-    import torch
-    from tensorrt_llm.runtime.session import Session, TensorInfo
+    from ttskiln.runners import TrtllmRunner
 
-    engine_dir = Path(engine_dir)
-    config = json.loads((engine_dir / CONFIG_FILE).read_text(encoding="utf-8"))["pretrained_config"]
-    dtype = getattr(torch, config["dtype"])
-    session = Session.from_serialized_engine((engine_dir / ENGINE_FILE).read_bytes())
-    stream = torch.cuda.current_stream()
+    runner = TrtllmRunner(Path(engine_dir) / ENGINE_FILE, [OUTPUT_NAME]).activate()
     embed = TextEmbeddingCache(text_encoder)
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        feed = engine_inputs(inputs, embed(inputs))
-        tensors = {name: torch.from_numpy(value).cuda().to(torch.int32 if name == "input_lengths" else dtype)
-                   for name, value in feed.items()}
-        infos = [TensorInfo(name, trt.DataType.INT32 if name == "input_lengths" else session.engine.get_tensor_dtype(name),
-                            tuple(t.shape)) for name, t in tensors.items()]
-        shapes = {info.name: info for info in session.infer_shapes(infos)}
-        out = torch.empty(tuple(shapes[OUTPUT_NAME].shape), dtype=dtype, device="cuda")
-        if not session.run(tensors, {OUTPUT_NAME: out}, stream.cuda_stream):
-            raise TtskilnError("TensorRT-LLM F5 engine: Session.run failed")
-        stream.synchronize()
-        return out.float().cpu().numpy()
+        return runner.infer(engine_inputs(inputs, embed(inputs)))[OUTPUT_NAME]
 
     return run
-

@@ -5,11 +5,12 @@ A *runner* owns the KV cache between calls and exposes two methods:
 * ``prefill(cond_latent [B, D], text_ids [B, T], start_token [B]) -> (logits [B, V], hidden [B, T+4, D])``
 * ``decode(token [B], position [B]) -> (logits [B, V], hidden [B, D])``
 
+Both runners are two ``ttskiln.runners`` runners (one per graph) and the cache between them.
 ``OrtRunner`` runs the exported graphs with ONNX Runtime I/O binding: the ``present`` output
 is left where the provider allocated it (an ``OrtValue``; host memory on CPU, device memory on
 CUDA/TensorRT) and bound as the next call's ``past`` input as is, so the cache never travels
 through numpy. Only the small ``logits``/``hidden`` outputs come back to the host. ``TorchRunner``
-does the same over the PyTorch modules. ``generate`` runs greedy or seeded sampling for a list
+does the same over the PyTorch model's ``prefill``/``decode``, the cache kept as a tensor. ``generate`` runs greedy or seeded sampling for a list
 of prompts (prompts of equal text length share one batch).
 
 Mel positions (upstream's cached-generation quirk, see the family docstring): the start token
@@ -28,6 +29,10 @@ import numpy as np
 
 from ttskiln.errors import InputError
 from ttskiln.families.tortoise_gpt.config import TortoiseConfig
+from ttskiln.runners import CPU_PROVIDER
+from ttskiln.runners import OrtRunner as OrtGraphRunner
+from ttskiln.runners import Runner as GraphRunner
+from ttskiln.runners import TorchRunner as TorchGraphRunner
 
 
 def generated_position(k: int) -> int:
@@ -41,18 +46,59 @@ class Runner(Protocol):
     def decode(self, token: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-class OrtRunner:
+PREFILL_INPUTS = ("cond_latent", "text_ids", "start_token")
+DECODE_INPUTS = ("token", "position", "past")
+OUTPUTS = ("logits", "hidden", "present")
+
+
+class CachedRunner:
+    """prefill/decode over two graph runners (``ttskiln.runners``), the KV cache between them
+    kept as the runners return it (``present``, bound as the next call's ``past``)."""
+
+    def __init__(self, prefill: GraphRunner, decode: GraphRunner) -> None:
+        self.prefill_runner, self.decode_runner = prefill.activate(), decode.activate()
+        self.past: Any = None
+
+    def _run(self, runner: GraphRunner, feed: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        out = runner.infer(feed)
+        self.past = out["present"]
+        return out["logits"], out["hidden"]
+
+    def prefill(self, cond_latent: np.ndarray, text_ids: np.ndarray, start_token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feed = {"cond_latent": np.ascontiguousarray(cond_latent, dtype=np.float32),
+                "text_ids": np.ascontiguousarray(text_ids, dtype=np.int64),
+                "start_token": np.ascontiguousarray(start_token, dtype=np.int64)}
+        return self._run(self.prefill_runner, feed)
+
+    def decode(self, token: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.past is None:
+            raise InputError("decode before prefill: no KV cache")
+        feed = {"token": np.ascontiguousarray(token, dtype=np.int64),
+                "position": np.ascontiguousarray(position, dtype=np.int64), "past": self.past}
+        return self._run(self.decode_runner, feed)
+
+    def cache(self) -> np.ndarray:
+        return self.past.numpy()
+
+
+class OrtRunner(CachedRunner):
     """prefill/decode on ONNX Runtime with I/O binding; ``device`` ("cpu", "cuda") is where
     ``present``/``past`` live between calls."""
 
     def __init__(self, prefill: Any, decode: Any, device: str = "cpu", device_id: int = 0) -> None:
-        self.prefill_session, self.decode_session = prefill, decode
+        provider = CPU_PROVIDER if device == "cpu" else "CUDAExecutionProvider"
+
+        def graph(model: Any) -> OrtGraphRunner:
+            runner = OrtGraphRunner(model, provider=provider, outputs=OUTPUTS, keep=("present",), device_id=device_id)
+            runner.device = device
+            return runner
+
+        super().__init__(graph(prefill), graph(decode))
         self.device, self.device_id = device, device_id
-        self.past: Any = None  # OrtValue [layers, 2, B, heads, length, head_dim]
 
     @classmethod
     def open(cls, prefill: str | Path, decode: str | Path, threads: int | None = None,
-             providers: Sequence[str] = ("CPUExecutionProvider",)) -> "OrtRunner":
+             providers: Sequence[str] = (CPU_PROVIDER,)) -> "OrtRunner":
         from ttskiln.runtime import ort_session
 
         device = "cuda" if any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in providers) else "cpu"
@@ -60,68 +106,14 @@ class OrtRunner:
         # threads answer the next step sooner (1.0-1.4 ms per token vs 1.3-1.7 ms without).
         return cls(ort_session(prefill, threads, providers), ort_session(decode, threads, providers), device)
 
-    def _run(self, session: Any, inputs: dict[str, np.ndarray], past: Any) -> tuple[np.ndarray, np.ndarray]:
-        binding = session.io_binding()
-        for name, value in inputs.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        if past is not None:
-            binding.bind_ortvalue_input("past", past)
-        binding.bind_output("logits", "cpu")
-        binding.bind_output("hidden", "cpu")
-        binding.bind_output("present", self.device, self.device_id)
-        session.run_with_iobinding(binding)
-        logits, hidden, present = binding.get_outputs()
-        self.past = present
-        return logits.numpy(), hidden.numpy()
 
-    def prefill(self, cond_latent: np.ndarray, text_ids: np.ndarray, start_token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feed = {"cond_latent": cond_latent.astype(np.float32, copy=False), "text_ids": text_ids.astype(np.int64, copy=False),
-                "start_token": start_token.astype(np.int64, copy=False)}
-        return self._run(self.prefill_session, feed, None)
-
-    def decode(self, token: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.past is None:
-            raise InputError("decode before prefill: no KV cache")
-        feed = {"token": token.astype(np.int64, copy=False), "position": position.astype(np.int64, copy=False)}
-        return self._run(self.decode_session, feed, self.past)
-
-    def cache(self) -> np.ndarray:
-        return self.past.numpy()
-
-
-class TorchRunner:
+class TorchRunner(CachedRunner):
     """prefill/decode over the PyTorch model with its cache kept as a tensor."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.past: Any = None
-
-    def prefill(self, cond_latent: np.ndarray, text_ids: np.ndarray, start_token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        with torch.inference_mode():
-            logits, hidden, self.past = self.model.prefill(
-                torch.from_numpy(np.ascontiguousarray(cond_latent, dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(text_ids, dtype=np.int64)),
-                torch.from_numpy(np.ascontiguousarray(start_token, dtype=np.int64)),
-            )
-        return logits.numpy(), hidden.numpy()
-
-    def decode(self, token: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        if self.past is None:
-            raise InputError("decode before prefill: no KV cache")
-        with torch.inference_mode():
-            logits, hidden, self.past = self.model.decode(
-                torch.from_numpy(np.ascontiguousarray(token, dtype=np.int64)),
-                torch.from_numpy(np.ascontiguousarray(position, dtype=np.int64)),
-                self.past,
-            )
-        return logits.numpy(), hidden.numpy()
-
-    def cache(self) -> np.ndarray:
-        return self.past.numpy()
+        super().__init__(TorchGraphRunner(model.prefill, PREFILL_INPUTS, OUTPUTS, keep=("present",)),
+                         TorchGraphRunner(model.decode, DECODE_INPUTS, OUTPUTS, keep=("present",)))
 
 
 @dataclass(frozen=True)

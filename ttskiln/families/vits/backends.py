@@ -1,4 +1,5 @@
-"""Backends for ``host.synthesize``: the PyTorch component modules and ONNX Runtime sessions."""
+"""Backends for ``host.synthesize``: one ``ttskiln.runners`` runner per component, over the
+PyTorch component modules or ONNX Runtime sessions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from ttskiln.families.base import ModelInfo
 from ttskiln.families.vits.host import Backend
+from ttskiln.runners import OrtRunner, Runner, TorchRunner
 
 #: The synthesis graphs; a model may add the speaker encoder (see ``components``).
 COMPONENTS = ("text_encoder", "duration_predictor", "flow", "decoder")
@@ -19,15 +21,23 @@ def components(info: ModelInfo) -> list[str]:
     return [c.name for c in info.components]
 
 
-def torch_backend(family: Any, model: Any, info: ModelInfo) -> Backend:
-    from ttskiln.runtime import torch_run
-
-    modules = {name: family.component_module(model, name) for name in components(info)}
+def runners_backend(runners: dict[str, Runner]) -> Backend:
+    """A ``host.Backend`` over one runner per component (each activated here)."""
+    for runner in runners.values():
+        runner.activate()
 
     def run(component: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return torch_run(modules[component], info.component(component), inputs)
+        return runners[component].infer(inputs)
 
     return run
+
+
+def torch_backend(family: Any, model: Any, info: ModelInfo) -> Backend:
+    return runners_backend({
+        name: TorchRunner(family.component_module(model, name), info.component(name).input_names,
+                          info.component(name).output_names)
+        for name in components(info)
+    })
 
 
 def export_components(family: Any, model: Any, info: ModelInfo, directory: Path, opset: int = 18) -> dict[str, Path]:
@@ -48,13 +58,8 @@ def export_components(family: Any, model: Any, info: ModelInfo, directory: Path,
 
 
 def onnx_backend(paths: dict[str, str | Path], info: ModelInfo, threads: int | None = None) -> Backend:
-    from ttskiln.runtime import ort_session
-
-    sessions = {name: ort_session(paths[name], threads, spin=False) for name in components(info)}
-
-    def run(component: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        spec = info.component(component)
-        feed = {name: np.ascontiguousarray(inputs[name]) for name in spec.input_names}
-        return dict(zip(spec.output_names, sessions[component].run(spec.output_names, feed)))
-
-    return run
+    # No spinning: the host code between the graph calls needs the cores (see runtime.ort_session).
+    return runners_backend({
+        name: OrtRunner(paths[name], threads=threads, spin=False, outputs=info.component(name).output_names)
+        for name in components(info)
+    })
