@@ -33,7 +33,7 @@ STAGES = {
     "reference": {"reference"},
     "simplify": {"simplify"},
     "precision": {"fp16", "int8"},
-    "validate": {"validate", "validate_chunked", "validate_ggml"},
+    "validate": {"validate", "validate_backend", "validate_chunked", "validate_ggml"},
     "benchmark": {"benchmark_torch", "benchmark_onnx", "benchmark_chunked"},
     "chains": {"chain"},
     "report": {"report"},
