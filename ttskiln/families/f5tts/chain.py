@@ -98,6 +98,9 @@ TRTLLM_CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
 }
 TRTLLM_BACKEND = "tensorrt-llm"
 TRTLLM_ARTIFACT = "trtllm_engine"
+#: The linked vocoder: its role in ``links`` and the component that turns mels into audio.
+VOCODER_ROLE = "vocoder"
+VOCODER_COMPONENT = "vocoder"
 _DTYPE_VARIANT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 VALIDATION_STEPS = 32
 #: Silence between the texts in the chain's WAV (each text's batches cross-faded).
@@ -382,16 +385,28 @@ def synthesize(
     return Synthesis(mel=mel, audio=audio, durations=result.durations)
 
 
-def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> None:
-    """The vocoder must read the F5 mel: same bands, hop and sample rate."""
-    from ttskiln.families.vocos.config import VocosConfig
+def vocoder_family() -> Any:
+    """The family of the linked vocoder (``link_families``), from the registry."""
+    from ttskiln.families import get_family
 
-    v = VocosConfig.from_yaml_dict(vocoder_config, where)
-    got = (v.n_mels, v.hop_length, v.sample_rate)
+    return get_family("f5tts").linked_family(VOCODER_ROLE)
+
+
+def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> None:
+    """The vocoder must read the F5 mel: same bands, hop and sample rate (from its family's
+    ``describe``: the mel input's bands, the model's hop and rate)."""
+    from ttskiln.errors import CheckpointError
+
+    try:
+        info = vocoder_family().describe(vocoder_config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"vocoder {where}: {exc}") from None
+    n_mels = info.component(VOCODER_COMPONENT).inputs[0].shape[1]
+    got = (n_mels, info.hop_length, info.sample_rate)
     want = (cfg.mel_dim, cfg.hop_length, cfg.sample_rate)
     if got != want:
         raise ConfigError(
-            f"vocoder {where} takes {v.n_mels} mels at hop {v.hop_length}, {v.sample_rate} Hz; the F5 model makes "
+            f"vocoder {where} takes {n_mels} mels at hop {info.hop_length}, {info.sample_rate} Hz; the F5 model makes "
             f"{cfg.mel_dim} mels at hop {cfg.hop_length}, {cfg.sample_rate} Hz (for a synthetic Vocos use overrides "
             f"{{hop_length: {cfg.hop_length}, n_fft: {4 * cfg.hop_length}}})"
         )
@@ -401,11 +416,9 @@ def torch_vocoder(checkpoint: str | Path, options: dict[str, Any] | None = None)
     """(mel [B, M, T] -> audio [B, samples] on PyTorch, the vocoder's config)."""
     import torch
 
-    from ttskiln.families import get_family
-
-    fam = get_family("vocos")
+    fam = vocoder_family()
     config = fam.read_config(Path(checkpoint), options or {})
-    module = fam.component_module(fam.load(Path(checkpoint), config), "vocoder")
+    module = fam.component_module(fam.load(Path(checkpoint), config), VOCODER_COMPONENT)
 
     def run(mel: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -467,11 +480,12 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
 
     if job.chain != CHAIN:
         raise ConfigError(f"f5tts has one chain, {CHAIN!r}; got {job.chain!r}")
-    link = job.linked.get("vocoder")
+    link = job.linked.get(VOCODER_ROLE)
+    wanted = vocoder_family().name
     if not link:
-        raise ConfigError(f"model '{job.model}': the synth chain needs options.vocoder (a Vocos model of this config)")
-    if link.get("family") != "vocos":
-        raise ConfigError(f"model '{job.model}': options.vocoder {link.get('model')!r} is a {link.get('family')} model; the synth chain needs a vocos model")
+        raise ConfigError(f"model '{job.model}': the synth chain needs options.vocoder (a {wanted} model of this config)")
+    if link.get("family") != wanted:
+        raise ConfigError(f"model '{job.model}': options.vocoder {link.get('model')!r} is a {link.get('family')} model; the synth chain needs a {wanted} model")
     fam = get_family("f5tts")
     cfg = F5Config.from_dict(job.config)
     frames, rows = int(job.sizes["frames"]), int(job.sizes["batch"])
@@ -484,7 +498,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
 
     torch_voc, voc_config = torch_vocoder(link["checkpoint"], link.get("options") or {})
     check_vocoder(cfg, voc_config, f"model '{link['model']}'")
-    ort_voc = onnx_vocoder(link["artifacts"]["vocoder"], threads)
+    ort_voc = onnx_vocoder(link["artifacts"][VOCODER_COMPONENT], threads)
     dims = HostDims.of(cfg)
     model = fam.load(job.checkpoint, job.config)
     engine = job.artifacts.get(TRTLLM_ARTIFACT)
@@ -676,8 +690,7 @@ def synth_cli(
     cfg = F5Config.from_dict(config)
     max_frames = max_frames_option(f5_options)
     vocab = fam.vocab(checkpoint, config)
-    vocos = get_family("vocos")
-    voc_config = vocos.read_config(Path(vocoder), {})
+    voc_config = vocoder_family().read_config(Path(vocoder), {})
     check_vocoder(cfg, voc_config, str(vocoder))
 
     if cross_fade_s is not None and not cross_fade_s >= 0:
@@ -714,7 +727,7 @@ def synth_cli(
             if vocoder_onnx is None:
                 vocoder_onnx = str(Path(tmp) / "vocoder.onnx")
                 log(f"exporting the vocoder to {vocoder_onnx} (give --vocoder-onnx to reuse an export)")
-                export_component(family="vocos", checkpoint=str(vocoder), options={}, component="vocoder",
+                export_component(family=vocoder_family().name, checkpoint=str(vocoder), options={}, component=VOCODER_COMPONENT,
                                  opset=18, output=vocoder_onnx)
             for path in (dit_onnx, vocoder_onnx):
                 if not Path(path).is_file():
