@@ -1,7 +1,7 @@
 rule validate:
     """Polygraphy: ONNX Runtime outputs vs the stored PyTorch outputs, against tolerances."""
     input:
-        artifact="artifacts/{model}/{component}/{variant}.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, w.variant),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/validate/{variant}/{point}.json",
@@ -14,6 +14,9 @@ rule validate:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
+        chunking=None,
+        backend="onnxruntime-cpu",
+        variant=lambda w: w.variant,
         code=stage_code("ttskiln.validate"),
     script:
         "../scripts/validate.py"
@@ -22,7 +25,7 @@ rule validate:
 rule validate_chunked:
     """The fp32 graph run in overlapping windows vs the full-length PyTorch output."""
     input:
-        artifact="artifacts/{model}/{component}/fp32.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, "fp32"),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/validate/fp32-chunked/{point}.json",
@@ -36,6 +39,8 @@ rule validate_chunked:
         tolerances=lambda w: MODELS[w.model].tolerances,
         audio=lambda w: MODELS[w.model].audio(w.component),
         chunking=lambda w: MODELS[w.model].chunk_params(w.component),
+        backend="onnxruntime-cpu",
+        variant=CHUNKED_VARIANT,
         code=stage_code("ttskiln.validate"),
     script:
         "../scripts/validate.py"
@@ -44,4 +49,4 @@ rule validate_chunked:
 rule validation:
     """Named target: every validation record."""
     input:
-        get_validations(),
+        get_validations,
