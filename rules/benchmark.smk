@@ -17,11 +17,11 @@ rule benchmark_torch:
         "../envs/cpu.yaml"
     threads: PLAN.benchmark["threads"]
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
+        backend="torch",
+        variant="reference",
         bench=PLAN.benchmark,
+        chunking=None,
         code=stage_code("ttskiln.benchmark"),
     script:
         "../scripts/benchmark.py"
@@ -30,7 +30,7 @@ rule benchmark_torch:
 rule benchmark_onnx:
     """Latency of one ONNX artifact at one point on ONNX Runtime or another CPU backend (OpenVINO)."""
     input:
-        artifact="artifacts/{model}/{component}/{variant}.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, w.variant),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point}.json",
@@ -42,10 +42,11 @@ rule benchmark_onnx:
         "../envs/cpu.yaml"
     threads: PLAN.benchmark["threads"]
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
+        backend=lambda w: w.backend,
+        variant=lambda w: w.variant,
         bench=PLAN.benchmark,
+        chunking=None,
         code=stage_code("ttskiln.benchmark"),
     script:
         "../scripts/benchmark.py"
@@ -54,7 +55,7 @@ rule benchmark_onnx:
 rule benchmark_chunked:
     """ONNX Runtime latency of the fp32 graph run in overlapping windows."""
     input:
-        artifact="artifacts/{model}/{component}/fp32.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, "fp32"),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/benchmark/{backend}/fp32-chunked/{point}.json",
@@ -66,9 +67,9 @@ rule benchmark_chunked:
         "../envs/cpu.yaml"
     threads: PLAN.benchmark["threads"]
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
+        backend=lambda w: w.backend,
+        variant=CHUNKED_VARIANT,
         bench=PLAN.benchmark,
         chunking=lambda w: MODELS[w.model].chunk_params(w.component),
         code=stage_code("ttskiln.benchmark"),
@@ -95,4 +96,4 @@ rule gemm_peak:
 rule benchmarks:
     """Named target: every benchmark record."""
     input:
-        get_benchmarks(),
+        get_benchmarks,

@@ -20,10 +20,8 @@ rule chain:
         "../envs/cpu.yaml"
     threads: PLAN.benchmark["threads"]
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
+        chain=lambda w: w.chain,
         sizes=get_point_sizes,
         artifacts=lambda w: fp32_artifacts(w.model),
         linked=get_chain_links,

@@ -1,7 +1,7 @@
 rule synthetic_checkpoint:
     """Seeded random weights in the family's released file format (demo and tests)."""
     output:
-        directory("artifacts/{model}/checkpoint"),
+        directory(synthetic_dir("{model}")),
     log:
         "logs/synthetic_checkpoint/{model}.log",
     benchmark:
@@ -9,7 +9,7 @@ rule synthetic_checkpoint:
     conda:
         "../envs/cpu.yaml"
     params:
-        family=lambda w: MODELS[w.model].family,
+        model=model_ref,
         config=lambda w: MODELS[w.model].config,
         seed=lambda w: MODELS[w.model].synthetic["seed"],
         code=stage_code(),

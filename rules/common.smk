@@ -10,7 +10,7 @@ sys.path.insert(0, workflow.basedir)
 
 from ttskiln.config_check import check_config
 from ttskiln.errors import TtskilnError
-from ttskiln.families import family_module
+from ttskiln.families import family_module, get_family
 from ttskiln.fingerprint import code_hash
 from ttskiln.plan import CHUNKED_VARIANT, VARIANTS, build_plan, synthetic_dir
 
@@ -69,6 +69,35 @@ def get_checkpoint_sha(wildcards):
     return MODELS[wildcards.model].checkpoint_sha256 or "synthetic"
 
 
+def model_ref(wildcards):
+    """The one ``model`` param: the model as plain values (``ModelPlan.ref``)."""
+    return MODELS[wildcards.model].ref
+
+
+# -- paths ---------------------------------------------------------------------------------
+# Each path pattern is spelled once, as its rule's output; targets and inputs below expand
+# ``rules.<rule>.output``. These functions run after every rule file is read (named targets
+# take them as input functions).
+#: The ONNX file of each variant, by the rule that writes it.
+ONNX_RULES = {"export": "export", "fp32": "simplify", "fp16": "fp16", "int8": "int8"}
+#: The TensorRT builder's timing cache, shared by the engines of one engine tag.
+TIMING_CACHE = "artifacts/trt/{engine_tag}/timing.cache"
+
+
+def _out(rule, key=0, **wildcards):
+    """Rule ``rule``'s output (``key``: index or name) with ``wildcards`` filled in; lists of
+    values expand to every combination, in the order given."""
+    return expand(getattr(rules, rule).output[key], **wildcards)
+
+
+def _points(points):
+    return [p.name for p in points]
+
+
+def onnx_path(model, component, variant):
+    return _out(ONNX_RULES[variant], model=model, component=component)[0]
+
+
 # -- input functions -----------------------------------------------------------------------
 def get_checkpoint_input(wildcards):
     model = MODELS[wildcards.model]
@@ -85,47 +114,58 @@ def get_sample_inputs(wildcards):
 
 
 def get_reference(wildcards):
-    return f"artifacts/{wildcards.model}/{wildcards.component}/reference/{wildcards.point}.npz"
+    return _out(
+        "reference",
+        model=wildcards.model,
+        component=wildcards.component,
+        point=wildcards.point,
+    )[0]
 
 
 def get_model_validations(model):
     m = MODELS[model]
-    paths = [
-        f"artifacts/{model}/{component}/validate/{variant}/{point.name}.json"
-        for component in m.components
-        for variant in m.variants
-        for point in m.points
-    ]
-    paths += [
-        f"artifacts/{model}/{component}/validate/{CHUNKED_VARIANT}/{point.name}.json"
-        for component in m.components
-        for point in m.chunked_points(component)
-    ]
-    paths += [
-        f"artifacts/{model}/{component}/validate/{backend}/{variant}/{point.name}.json"
-        for component in m.components
-        for backend in m.backends
-        for variant in m.backend_variants(backend)
-        for point in m.points
-    ]
+    paths = _out(
+        "validate",
+        model=model,
+        component=m.components,
+        variant=list(m.variants),
+        point=_points(m.points),
+    )
+    for component in m.components:
+        paths += _out(
+            "validate_chunked",
+            model=model,
+            component=component,
+            point=_points(m.chunked_points(component)),
+        )
+        for backend in m.backends:
+            paths += _out(
+                "validate_backend",
+                model=model,
+                component=component,
+                backend=backend,
+                variant=list(m.backend_variants(backend)),
+                point=_points(m.points),
+            )
     return paths + get_engine_records("validate", model) + get_ggml_validations(model)
 
 
 def get_ggml_validations(model):
-    """Validation records of a tortoise_gpt model's ggml files (rules/ggml.smk)."""
+    """Validation records of a model's ggml files (rules/ggml.smk)."""
     m = MODELS[model]
-    return [
-        f"artifacts/{model}/ggml/validate/{dtype}/{point.name}.json"
-        for dtype in (m.ggml or {}).get("dtypes", [])
-        for point in m.points
-    ]
+    return _out(
+        "validate_ggml",
+        model=model,
+        dtype=(m.ggml or {}).get("dtypes", []),
+        point=_points(m.points),
+    )
 
 
 def get_ggml_files(wildcards=None):
     return [
-        f"artifacts/{name}/ggml/{dtype}/ggml-model.bin"
+        path
         for name, m in MODELS.items()
-        for dtype in (m.ggml or {}).get("dtypes", [])
+        for path in _out("ggml", "model", model=name, dtype=(m.ggml or {}).get("dtypes", []))
     ]
 
 
@@ -158,48 +198,60 @@ def get_model_benchmarks(model):
     paths = []
     for component in m.components:
         for point in m.points:
-            paths.append(
-                f"artifacts/{model}/{component}/benchmark/torch/{point.name}.json"
+            paths += _out(
+                "benchmark_torch", model=model, component=component, point=point.name
             )
             # The raw export is validated, not timed: the simplified fp32 graph is what ships.
-            paths += [
-                f"artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
-                for backend in BACKENDS
-                for variant in m.variants
-                if variant != "export"
-            ]
-            paths += [
-                f"artifacts/{model}/{component}/benchmark/{backend}/{variant}/{point.name}.json"
-                for backend in m.backends
-                for variant in m.backend_variants(backend)
-            ]
-        paths += [
-            f"artifacts/{model}/{component}/benchmark/{backend}/{CHUNKED_VARIANT}/{point.name}.json"
-            for backend in BACKENDS
-            for point in m.chunked_points(component)
-        ]
+            paths += _out(
+                "benchmark_onnx",
+                model=model,
+                component=component,
+                backend=BACKENDS,
+                variant=[v for v in m.variants if v != "export"],
+                point=point.name,
+            )
+            for backend in m.backends:
+                paths += _out(
+                    "benchmark_onnx",
+                    model=model,
+                    component=component,
+                    backend=backend,
+                    variant=list(m.backend_variants(backend)),
+                    point=point.name,
+                )
+        paths += _out(
+            "benchmark_chunked",
+            model=model,
+            component=component,
+            backend=BACKENDS,
+            point=_points(m.chunked_points(component)),
+        )
     return paths + get_engine_records("benchmark", model)
 
 
-def get_engine_command(wildcards):
+def get_engine_command(wildcards, input, output):
     from ttskiln.engines import BuilderSettings, convert_command
 
     m = MODELS[wildcards.model]
     return convert_command(
-        onnx_path=f"artifacts/{m.name}/{wildcards.component}/{wildcards.variant}.onnx",
-        engine_path=f"artifacts/{m.name}/{wildcards.component}/trt/{wildcards.engine_tag}/{wildcards.variant}.plan",
+        onnx_path=input[0],
+        engine_path=output[0],
         variant=wildcards.variant,
         profiles=m.engine_shapes(wildcards.component),
         settings=BuilderSettings.from_config(GPU.builder),
-        timing_cache=f"artifacts/trt/{wildcards.engine_tag}/timing.cache",
+        timing_cache=get_timing_cache(wildcards),
     )
 
 
-def _engine_prefixes():
+def get_timing_cache(wildcards):
+    return TIMING_CACHE.format(engine_tag=wildcards.engine_tag)
+
+
+def _engine_keys():
     if not GPU.tensorrt:
         return []
     return [
-        (name, component, variant, f"artifacts/{name}/{component}/trt/{GPU.engine_tag}")
+        (name, component, variant)
         for name, m in MODELS.items()
         for component in m.components
         for variant in m.engine_variants
@@ -207,22 +259,39 @@ def _engine_prefixes():
 
 
 def get_engines(wildcards=None):
-    return [f"{prefix}/{variant}.plan" for _, _, variant, prefix in _engine_prefixes()]
+    return [
+        path
+        for name, component, variant in _engine_keys()
+        for path in _out(
+            "trt_engine",
+            model=name,
+            component=component,
+            engine_tag=GPU.engine_tag,
+            variant=variant,
+        )
+    ]
 
 
 def get_engine_records(kind, model=None):
     """Validation (kind "validate") or benchmark records of the TensorRT engines."""
     return [
-        f"{prefix}/{kind}/{variant}/{point.name}.json"
-        for name, component, variant, prefix in _engine_prefixes()
+        path
+        for name, component, variant in _engine_keys()
         if model in (None, name)
-        for point in MODELS[name].points
+        for path in _out(
+            f"{kind}_trt",
+            model=name,
+            component=component,
+            engine_tag=GPU.engine_tag,
+            variant=variant,
+            point=_points(MODELS[name].points),
+        )
     ]
 
 
 def get_onnx_artifacts(wildcards=None):
     return [
-        f"artifacts/{name}/{component}/{variant}.onnx"
+        onnx_path(name, component, variant)
         for name, m in MODELS.items()
         for component in m.components
         for variant in m.variants
@@ -234,30 +303,24 @@ def get_calibration(wildcards):
     m = MODELS[wildcards.model]
     if m.int8.get("method") != "static":
         return []
-    return [
-        f"artifacts/{m.name}/{wildcards.component}/reference/{p.name}.npz"
-        for p in m.points
-        if p.name.endswith("-opt") or p.name == "sample"
-    ]
+    return _out(
+        "reference",
+        model=m.name,
+        component=wildcards.component,
+        point=[p.name for p in m.points if p.name.endswith("-opt") or p.name == "sample"],
+    )
 
 
 def fp32_artifacts(model):
-    return {c: f"artifacts/{model}/{c}/fp32.onnx" for c in MODELS[model].components}
+    return {c: onnx_path(model, c, "fp32") for c in MODELS[model].components}
 
 
 def get_chain_links(wildcards):
-    """What a chain needs of its linked models (e.g. the vocoder after an F5 DiT)."""
+    """What a chain needs of its linked models (e.g. a text-to-mel model's vocoder), by role."""
     links = {}
     for role, other in MODELS[wildcards.model].links.items():
-        m = MODELS[other]
-        links[role] = {
-            "model": other,
-            "family": m.family,
-            "checkpoint": m.checkpoint,
-            "checkpoint_sha": m.checkpoint_sha256 or "synthetic",
-            "options": m.options,
-            "artifacts": fp32_artifacts(other),
-        }
+        ref = dict(MODELS[other].ref)
+        links[role] = {"model": ref.pop("name"), **ref, "artifacts": fp32_artifacts(other)}
     return links
 
 
@@ -280,43 +343,55 @@ def get_chain_references(wildcards):
 def get_model_chains(model):
     m = MODELS[model]
     return [
-        f"artifacts/{model}/chain/{chain}/{p.name}"
+        path
         for chain in m.chains
-        for p in m.points
+        for path in _out("chain", model=model, chain=chain, point=_points(m.points))
     ] + get_trtllm_chains(model)
 
 
-# -- TensorRT-LLM (f5tts models with a trtllm block) ---------------------------------------
-def trtllm_checkpoint_dir(model):
-    return f"artifacts/{model}/trtllm/checkpoint/{MODELS[model].trtllm['dtype']}"
-
-
-def trtllm_prefix(model, tag=None):
-    dtype = MODELS[model].trtllm["dtype"]
-    return f"artifacts/{model}/trtllm/{tag or GPU.trtllm_tag}/{dtype}"
-
-
-def trtllm_engine_dir(model, tag=None):
-    return f"{trtllm_prefix(model, tag)}/engine"
+# -- TensorRT-LLM (models whose family has that capability and a trtllm block) -------------
+def trtllm_chain(model):
+    """The chain that runs over the model's TensorRT-LLM engine (its family names it)."""
+    return get_family(MODELS[model].family).tensorrt_llm.chain
 
 
 def get_trtllm_checkpoints(wildcards=None):
-    return [trtllm_checkpoint_dir(name) for name, m in MODELS.items() if m.trtllm]
+    return [
+        path
+        for name, m in MODELS.items()
+        if m.trtllm
+        for path in _out("trtllm_checkpoint", model=name, dtype=m.trtllm["dtype"])
+    ]
+
+
+def get_trtllm_engines(wildcards=None):
+    return [
+        path
+        for name, m in MODELS.items()
+        if m.trtllm and GPU.trtllm
+        for path in _out(
+            "trtllm_engine", model=name, trtllm_tag=GPU.trtllm_tag, dtype=m.trtllm["dtype"]
+        )
+    ]
 
 
 def get_trtllm_chains(model):
-    """The synth chain over the TensorRT-LLM engine, where the GPU stages run."""
+    """The family's chain over the TensorRT-LLM engine, where the GPU stages run."""
     m = MODELS[model]
     if not (m.trtllm and GPU.trtllm and m.chains):
         return []
-    return [f"{trtllm_prefix(model)}/synth/{p.name}" for p in m.points]
+    return _out(
+        "trtllm_synth",
+        model=model,
+        trtllm_tag=GPU.trtllm_tag,
+        dtype=m.trtllm["dtype"],
+        chain=trtllm_chain(model),
+        point=_points(m.points),
+    )
 
 
-def get_trtllm_chain_artifacts(wildcards):
-    return {
-        **fp32_artifacts(wildcards.model),
-        "trtllm_engine": trtllm_engine_dir(wildcards.model, wildcards.trtllm_tag),
-    }
+def get_trtllm_chain_artifacts(wildcards, input):
+    return {**fp32_artifacts(wildcards.model), "trtllm_engine": input.engine}
 
 
 def get_chains(wildcards=None):
@@ -332,10 +407,10 @@ GEMM_PEAK = "artifacts/machine/gemm_peak.json"
 
 def get_final_targets():
     return [
-        "reports/summary.json",
-        "reports/summary.md",
-        "reports/index.html",
-        *[f"artifacts/{name}/validation.ok" for name in MODELS],
+        rules.report.output.summary_json,
+        rules.report.output.summary_md,
+        rules.report.output.index_html,
+        *_out("gate", model=list(MODELS)),
         *get_trtllm_checkpoints(),
     ]
 
@@ -385,9 +460,8 @@ def write_report_after_failure(snakemake_log):
         return  # only gates failed, after this run's report job marked every failure
 
     outputs = {
-        "summary_json": "reports/summary.json",
-        "summary_md": "reports/summary.md",
-        "index_html": "reports/index.html",
+        key: str(getattr(rules.report.output, key))
+        for key in ("summary_json", "summary_md", "index_html")
     }
     try:
         write_report(
@@ -416,7 +490,7 @@ def write_report_after_failure(snakemake_log):
         if os.path.exists(path):
             os.utime(path, (0, 0))
     print(
-        f"ttskiln: the run failed; a partial report naming the failed jobs is at {os.path.abspath('reports/index.html')}",
+        f"ttskiln: the run failed; a partial report naming the failed jobs is at {os.path.abspath(outputs['index_html'])}",
         file=sys.stderr,
     )
 
@@ -425,7 +499,7 @@ def _report_written_by_this_run(snakemake_log):
     """Whether this run's ``report`` job wrote reports/summary.json (after its log began)."""
     import os
 
-    summary = "reports/summary.json"
+    summary = str(rules.report.output.summary_json)
     if not (snakemake_log and os.path.exists(summary)):
         return False
     return os.path.getmtime(summary) >= _log_start(snakemake_log)

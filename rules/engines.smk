@@ -5,7 +5,7 @@
 rule trt_engine:
     """A TensorRT engine for one component and precision, over the model's engine profiles."""
     input:
-        "artifacts/{model}/{component}/{variant}.onnx",
+        lambda w: onnx_path(w.model, w.component, w.variant),
     output:
         "artifacts/{model}/{component}/trt/{engine_tag}/{variant}.plan",
     log:
@@ -20,7 +20,7 @@ rule trt_engine:
         gpu=1,
     params:
         command=get_engine_command,
-        timing_cache=lambda w: f"artifacts/trt/{w.engine_tag}/timing.cache",
+        timing_cache=get_timing_cache,
         code=stage_code("ttskiln.engines", family=False),
     script:
         "../scripts/trt_engine.py"
@@ -29,7 +29,7 @@ rule trt_engine:
 rule validate_trt:
     """Polygraphy TrtRunner outputs vs the stored PyTorch outputs."""
     input:
-        artifact="artifacts/{model}/{component}/trt/{engine_tag}/{variant}.plan",
+        artifact=rules.trt_engine.output[0],
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/trt/{engine_tag}/validate/{variant}/{point}.json",
@@ -46,7 +46,9 @@ rule validate_trt:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
+        chunking=None,
         backend="trt",
+        variant=lambda w: w.variant,
         code=stage_code("ttskiln.validate", "ttskiln.engines", family=False),
     script:
         "../scripts/validate.py"
@@ -55,7 +57,7 @@ rule validate_trt:
 rule benchmark_trt:
     """TensorRT engine latency at one point."""
     input:
-        artifact="artifacts/{model}/{component}/trt/{engine_tag}/{variant}.plan",
+        artifact=rules.trt_engine.output[0],
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/trt/{engine_tag}/benchmark/{variant}/{point}.json",
@@ -71,18 +73,18 @@ rule benchmark_trt:
     resources:
         gpu=1,
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        options=lambda w: MODELS[w.model].options,
-        bench=PLAN.benchmark,
+        model=model_ref,
         backend="trt",
+        variant=lambda w: w.variant,
+        bench=PLAN.benchmark,
+        chunking=None,
         code=stage_code("ttskiln.benchmark", "ttskiln.engines"),
     script:
         "../scripts/benchmark.py"
 
 
 rule trtllm_checkpoint:
-    """TensorRT-LLM checkpoint of an F5 DiT (CPU): config.json + rank0.safetensors."""
+    """TensorRT-LLM checkpoint of the family's graph (CPU; ``Family.tensorrt_llm``)."""
     input:
         checkpoint=get_checkpoint_input,
     output:
@@ -94,20 +96,17 @@ rule trtllm_checkpoint:
     conda:
         "../envs/cpu.yaml"
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
-        limits=lambda w: MODELS[w.model].trtllm,
+        model=model_ref,
+        settings=lambda w: MODELS[w.model].trtllm,
         code=stage_code("ttskiln.families.f5tts.trtllm"),
     script:
         "../scripts/trtllm_checkpoint.py"
 
 
 rule trtllm_engine:
-    """TensorRT-LLM 0.16 engine of the F5 DiT (Python build API, network registered in-process)."""
+    """TensorRT-LLM engine from the converted checkpoint (the family's ``build``)."""
     input:
-        "artifacts/{model}/trtllm/checkpoint/{dtype}",
+        rules.trtllm_checkpoint.output[0],
     output:
         directory("artifacts/{model}/trtllm/{trtllm_tag}/{dtype}/engine"),
     log:
@@ -121,7 +120,8 @@ rule trtllm_engine:
     resources:
         gpu=1,
     params:
-        limits=lambda w: MODELS[w.model].trtllm,
+        model=model_ref,
+        settings=lambda w: MODELS[w.model].trtllm,
         code=stage_code(
             "ttskiln.families.f5tts.trtllm", "ttskiln.families.f5tts.trtllm_network"
         ),
@@ -130,17 +130,17 @@ rule trtllm_engine:
 
 
 rule trtllm_synth:
-    """The synth chain with the TensorRT-LLM engine as its DiT backend, at one point."""
+    """The family's chain with the TensorRT-LLM engine as its backend, at one point."""
     input:
-        engine="artifacts/{model}/trtllm/{trtllm_tag}/{dtype}/engine",
+        engine=rules.trtllm_engine.output[0],
         artifacts=get_chain_artifacts,
         checkpoints=get_chain_checkpoints,
     output:
-        directory("artifacts/{model}/trtllm/{trtllm_tag}/{dtype}/synth/{point}"),
+        directory("artifacts/{model}/trtllm/{trtllm_tag}/{dtype}/{chain}/{point}"),
     log:
-        "logs/trtllm_synth/{model}/{trtllm_tag}/{dtype}/{point}.log",
+        "logs/trtllm_synth/{model}/{trtllm_tag}/{dtype}/{chain}/{point}.log",
     benchmark:
-        "benchmarks/trtllm_synth/{model}/{trtllm_tag}/{dtype}/{point}.tsv"
+        "benchmarks/trtllm_synth/{model}/{trtllm_tag}/{dtype}/{chain}/{point}.tsv"
     conda:
         "../envs/tensorrt-llm.yaml"
     container:
@@ -149,10 +149,8 @@ rule trtllm_synth:
     resources:
         gpu=1,
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
+        chain=lambda w: w.chain,
         sizes=get_point_sizes,
         artifacts=get_trtllm_chain_artifacts,
         linked=get_chain_links,
@@ -160,7 +158,6 @@ rule trtllm_synth:
         bench=PLAN.benchmark,
         seed=PLAN.seed,
         code=stage_code("ttskiln.chains", "ttskiln.families.f5tts.trtllm"),
-        chain="synth",
     script:
         "../scripts/chain.py"
 
@@ -168,5 +165,5 @@ rule trtllm_synth:
 rule engines:
     """Named target: every TensorRT engine of the config."""
     input:
-        get_engines(),
-        [trtllm_engine_dir(n) for n, m in MODELS.items() if m.trtllm and GPU.trtllm],
+        get_engines,
+        get_trtllm_engines,

@@ -11,12 +11,8 @@ rule export:
     conda:
         "../envs/cpu.yaml"
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
         opset=PLAN.opset,
-        synthetic=lambda w: MODELS[w.model].synthetic is not None,
         code=stage_code("ttskiln.export"),
     script:
         "../scripts/export.py"
@@ -25,7 +21,7 @@ rule export:
 rule simplify:
     """onnxsim (default) or onnxslim over the raw export: the fp32 artifact."""
     input:
-        "artifacts/{model}/{component}/export.onnx",
+        rules.export.output[0],
     output:
         "artifacts/{model}/{component}/fp32.onnx",
     log:
@@ -44,4 +40,4 @@ rule simplify:
 rule onnx:
     """Named target: every ONNX artifact, without validation or benchmarks."""
     input:
-        get_onnx_artifacts(),
+        get_onnx_artifacts,

@@ -15,10 +15,7 @@ rule ggml:
     conda:
         "../envs/cpu.yaml"
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
         code=stage_code("ttskiln.families.tortoise_gpt.ggml"),
     script:
         "../scripts/ggml.py"
@@ -28,7 +25,7 @@ rule validate_ggml:
     """The file's tensors rebuilt into the GPT vs PyTorch from the checkpoint: greedy cached
     generation and teacher-forced latents at one point."""
     input:
-        artifact="artifacts/{model}/ggml/{dtype}/ggml-model.bin",
+        artifact=rules.ggml.output.model,
         checkpoint=get_checkpoint_input,
     output:
         "artifacts/{model}/ggml/validate/{dtype}/{point}.json",
@@ -39,10 +36,7 @@ rule validate_ggml:
     conda:
         "../envs/cpu.yaml"
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
         sizes=get_point_sizes,
         steps=get_ggml_steps,
         tolerances=get_ggml_tolerances,
@@ -55,4 +49,4 @@ rule validate_ggml:
 rule ggml_files:
     """Named target: every ggml model file of the config."""
     input:
-        get_ggml_files(),
+        get_ggml_files,

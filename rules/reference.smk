@@ -12,10 +12,7 @@ rule reference:
     conda:
         "../envs/cpu.yaml"
     params:
-        family=lambda w: MODELS[w.model].family,
-        checkpoint=lambda w: MODELS[w.model].checkpoint,
-        checkpoint_sha=get_checkpoint_sha,
-        options=lambda w: MODELS[w.model].options,
+        model=model_ref,
         sizes=get_point_sizes,
         seed=PLAN.seed,
         sample_inputs=lambda w: (

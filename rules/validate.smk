@@ -1,7 +1,7 @@
 rule validate:
     """Polygraphy: ONNX Runtime (CPU) outputs vs the stored PyTorch outputs, against tolerances."""
     input:
-        artifact="artifacts/{model}/{component}/{variant}.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, w.variant),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/validate/{variant}/{point}.json",
@@ -14,7 +14,9 @@ rule validate:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant),
         audio=lambda w: MODELS[w.model].audio(w.component),
+        chunking=None,
         backend="ort-cpu",
+        variant=lambda w: w.variant,
         code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"
@@ -23,7 +25,7 @@ rule validate:
 rule validate_backend:
     """The same comparison on another CPU backend of the model (`backends:`, e.g. OpenVINO)."""
     input:
-        artifact="artifacts/{model}/{component}/{variant}.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, w.variant),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/validate/{backend}/{variant}/{point}.json",
@@ -36,7 +38,9 @@ rule validate_backend:
     params:
         tolerances=lambda w: MODELS[w.model].tolerances_for(w.variant, w.backend),
         audio=lambda w: MODELS[w.model].audio(w.component),
+        chunking=None,
         backend=lambda w: w.backend,
+        variant=lambda w: w.variant,
         code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"
@@ -45,7 +49,7 @@ rule validate_backend:
 rule validate_chunked:
     """The fp32 graph run in overlapping windows vs the full-length PyTorch output."""
     input:
-        artifact="artifacts/{model}/{component}/fp32.onnx",
+        artifact=lambda w: onnx_path(w.model, w.component, "fp32"),
         reference=get_reference,
     output:
         "artifacts/{model}/{component}/validate/fp32-chunked/{point}.json",
@@ -60,6 +64,7 @@ rule validate_chunked:
         audio=lambda w: MODELS[w.model].audio(w.component),
         chunking=lambda w: MODELS[w.model].chunk_params(w.component),
         backend="ort-cpu",
+        variant=CHUNKED_VARIANT,
         code=stage_code("ttskiln.validate", family=False),
     script:
         "../scripts/validate.py"
@@ -68,4 +73,4 @@ rule validate_chunked:
 rule validation:
     """Named target: every validation record."""
     input:
-        get_validations(),
+        get_validations,

@@ -1,7 +1,7 @@
 rule fp16:
     """Mixed fp16 in the graph (onnxconverter-common); listed ops and nodes stay fp32."""
     input:
-        "artifacts/{model}/{component}/fp32.onnx",
+        rules.simplify.output[0],
     output:
         "artifacts/{model}/{component}/fp16.onnx",
     log:
@@ -21,7 +21,7 @@ rule fp16:
 rule int8:
     """ONNX Runtime int8 quantization: dynamic, or static QDQ calibrated on references."""
     input:
-        model="artifacts/{model}/{component}/fp32.onnx",
+        model=rules.simplify.output[0],
         calibration=get_calibration,
     output:
         "artifacts/{model}/{component}/int8.onnx",

@@ -2,25 +2,22 @@ from ttskiln.benchmark import benchmark
 from ttskiln.smk import job
 
 w = snakemake.wildcards
-backend = w.get("backend", snakemake.params.get("backend", "torch"))
-with job(snakemake.log[0], w.model):
+model = snakemake.params.model
+backend = snakemake.params.backend
+with job(snakemake.log[0], model["name"]):
     benchmark(
         backend=backend,
-        artifact=snakemake.input.get("artifact", snakemake.params.checkpoint),
+        # PyTorch runs the checkpoint; every other backend the artifact this rule takes.
+        artifact=model["checkpoint"] if backend == "torch" else snakemake.input.artifact,
         reference=snakemake.input.reference,
-        family=snakemake.params.family,
-        checkpoint=snakemake.params.checkpoint,
-        options=dict(snakemake.params.options),
+        family=model["family"],
+        checkpoint=model["checkpoint"],
+        options=dict(model["options"]),
         component=w.component,
         threads=snakemake.params.bench["threads"],
         warmup=snakemake.params.bench["warmup"],
         repeats=snakemake.params.bench["repeats"],
-        chunking=snakemake.params.get("chunking"),
+        chunking=snakemake.params.chunking,
         output=snakemake.output[0],
-        labels={
-            "model": w.model,
-            "component": w.component,
-            "variant": w.get("variant", "fp32-chunked" if snakemake.params.get("chunking") else "reference"),
-            "point": w.point,
-        },
+        labels={"model": model["name"], "component": w.component, "variant": snakemake.params.variant, "point": w.point},
     )

@@ -1,16 +1,16 @@
 from ttskiln.chains import run_chain
 from ttskiln.smk import job
 
-w = snakemake.wildcards
-with job(snakemake.log[0], w.model):
+model = snakemake.params.model
+with job(snakemake.log[0], model["name"]):
     run_chain(
-        model=w.model,
-        family=snakemake.params.family,
-        chain=getattr(snakemake.params, "chain", None) or w.chain,  # trtllm_synth names its chain
-        point=w.point,
+        model=model["name"],
+        family=model["family"],
+        chain=snakemake.params.chain,
+        point=snakemake.wildcards.point,
         sizes=dict(snakemake.params.sizes),
-        checkpoint=snakemake.params.checkpoint,
-        options=dict(snakemake.params.options),
+        checkpoint=model["checkpoint"],
+        options=dict(model["options"]),
         artifacts=dict(snakemake.params.artifacts),
         linked=dict(snakemake.params.linked),
         tolerances=dict(snakemake.params.tolerances),

@@ -2,15 +2,14 @@ from ttskiln.families import get_family
 from ttskiln.families.tortoise_gpt.ggml import convert
 from ttskiln.smk import job
 
-w = snakemake.wildcards
-with job(snakemake.log[0], w.model):
-    family = get_family(snakemake.params.family)
-    checkpoint = snakemake.params.checkpoint
+model = snakemake.params.model
+with job(snakemake.log[0], model["name"]):
+    family = get_family(model["family"])
     convert(
         family=family,
-        checkpoint=checkpoint,
-        config=family.read_config(checkpoint, dict(snakemake.params.options)),
-        dtype=w.dtype,
+        checkpoint=model["checkpoint"],
+        config=family.read_config(model["checkpoint"], dict(model["options"])),
+        dtype=snakemake.wildcards.dtype,
         output=snakemake.output.model,
         meta_output=snakemake.output.meta,
     )

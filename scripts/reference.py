@@ -1,11 +1,12 @@
 from ttskiln.reference import build_reference
 from ttskiln.smk import job
 
-with job(snakemake.log[0], snakemake.wildcards.model):
+model = snakemake.params.model
+with job(snakemake.log[0], model["name"]):
     build_reference(
-        family=snakemake.params.family,
-        checkpoint=snakemake.params.checkpoint,
-        options=dict(snakemake.params.options),
+        family=model["family"],
+        checkpoint=model["checkpoint"],
+        options=dict(model["options"]),
         component=snakemake.wildcards.component,
         point=snakemake.wildcards.point,
         sizes=dict(snakemake.params.sizes),

@@ -8,8 +8,8 @@ with job(snakemake.log[0], w.model):
         reference=snakemake.input.reference,
         tolerances=dict(snakemake.params.tolerances),
         audio=snakemake.params.audio,
-        chunking=snakemake.params.get("chunking"),
-        backend=snakemake.params.get("backend", "ort-cpu"),
+        chunking=snakemake.params.chunking,
+        backend=snakemake.params.backend,
         output=snakemake.output[0],
-        labels={"model": w.model, "component": w.component, "variant": w.get("variant", "fp32-chunked"), "point": w.point},
+        labels={"model": w.model, "component": w.component, "variant": snakemake.params.variant, "point": w.point},
     )

@@ -3,13 +3,13 @@ from ttskiln.families.tortoise_gpt.ggml import validate
 from ttskiln.smk import job
 
 w = snakemake.wildcards
-with job(snakemake.log[0], w.model):
-    family = get_family(snakemake.params.family)
-    checkpoint = snakemake.params.checkpoint
+model = snakemake.params.model
+with job(snakemake.log[0], model["name"]):
+    family = get_family(model["family"])
     validate(
         family=family,
-        checkpoint=checkpoint,
-        config=family.read_config(checkpoint, dict(snakemake.params.options)),
+        checkpoint=model["checkpoint"],
+        config=family.read_config(model["checkpoint"], dict(model["options"])),
         artifact=snakemake.input.artifact,
         dtype=w.dtype,
         sizes=dict(snakemake.params.sizes),
@@ -17,5 +17,5 @@ with job(snakemake.log[0], w.model):
         tolerances=dict(snakemake.params.tolerances),
         seed=snakemake.params.seed,
         output=snakemake.output[0],
-        labels={"model": w.model, "component": "ggml", "variant": w.dtype, "point": w.point},
+        labels={"model": model["name"], "component": "ggml", "variant": w.dtype, "point": w.point},
     )

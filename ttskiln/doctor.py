@@ -6,7 +6,14 @@ from ttskiln.environment import library_versions
 from ttskiln.gpu import detect
 
 CPU_STAGES = ("reference", "export", "simplify", "fp16", "int8", "validate", "benchmark (PyTorch, ONNX Runtime CPU)",
-              "trtllm_checkpoint (F5 DiT -> TensorRT-LLM checkpoint)", "report")
+              "trtllm_checkpoint ({} -> TensorRT-LLM checkpoint)", "report")
+
+
+def _trtllm_graphs() -> list:
+    """The registry's TensorRT-LLM capabilities (what each builds, what runs over it)."""
+    from ttskiln.families import FAMILIES
+
+    return [f.tensorrt_llm for f in FAMILIES.values() if f.tensorrt_llm is not None]
 
 
 def main() -> int:
@@ -21,8 +28,9 @@ def main() -> int:
     print(f"  engine tag:          {machine.tag()}")
     print(f"  TensorRT-LLM tag:    {machine.trtllm_tag()}")
     print("stages:")
+    graphs = " / ".join(c.graph.removeprefix("the ") for c in _trtllm_graphs()) or "none"
     for stage in CPU_STAGES:
-        print(f"  run   {stage}")
+        print(f"  run   {stage.format(graphs)}")
     skipped = machine.skipped_stages()
     for stage in ("tensorrt_engines", "tensorrt_llm", "ort-cuda", "ort-trt"):
         if stage in skipped:
@@ -35,4 +43,7 @@ def main() -> int:
 
 
 def _detail(stage: str) -> str:
-    return {"tensorrt_llm": " (F5 DiT engine and the synth chain over it)"}.get(stage, "")
+    if stage != "tensorrt_llm":
+        return ""
+    parts = [f"{c.graph.removeprefix('the ')} engine" + (f" and {c.uses}" if c.uses else "") for c in _trtllm_graphs()]
+    return f" ({'; '.join(parts)})" if parts else ""

@@ -42,10 +42,11 @@ def load_case(directory: str | Path) -> ParityCase:
 
 def run_parity(case: ParityCase, opset: int = 18) -> list[ParityCheck]:
     family = get_family(case.manifest.get("family", ""))
-    custom = getattr(family, "parity", None)
-    if custom is not None:
-        return custom(case)
-    return graph_parity(family, case, opset)
+    if family.parity_mode == "host":
+        return family.parity(case)
+    if family.parity_mode == "graphs":
+        return graph_parity(family, case, opset)
+    raise InputError(f"{case.directory}: family {family.name!r} has no upstream parity cases")
 
 
 def graph_parity(family, case: ParityCase, opset: int = 18) -> list[ParityCheck]:

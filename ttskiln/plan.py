@@ -23,7 +23,7 @@ import numpy as np
 
 from ttskiln.config_check import check_config
 from ttskiln.errors import CheckpointError, ConfigError, InputError, TtskilnError, for_model
-from ttskiln.families import get_family
+from ttskiln.families import FAMILIES, get_family
 from ttskiln.families.base import ModelInfo
 from ttskiln.ship import DEFAULT_POLICY
 
@@ -84,7 +84,8 @@ class ModelPlan:
     links: dict[str, str] = field(default_factory=dict)
     engine_variants: tuple[str, ...] = ()
     engine_profiles: tuple[str, ...] = ()
-    #: TensorRT-LLM settings of an f5tts model (dtype and engine limits), or None.
+    #: TensorRT-LLM settings (dtype and engine limits) of a model whose family has that
+    #: capability and whose entry has a ``trtllm`` block, or None.
     trtllm: dict[str, Any] | None = None
     #: The ggml model file of a tortoise_gpt model (``{"dtypes": [...]}``), or None.
     ggml: dict[str, Any] | None = None
@@ -103,6 +104,20 @@ class ModelPlan:
                 for t in spec.inputs
             })
         return result
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        """What a job needs to load this model, as plain values (the rules' one ``model``
+        param): name, family, checkpoint, its content hash ("synthetic" for a synthetic
+        checkpoint), whether it is synthetic, and the entry's options."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha": self.checkpoint_sha256 or "synthetic",
+            "synthetic": self.synthetic is not None,
+            "options": dict(self.options),
+        }
 
     def tolerances_for(self, variant: str, backend: str | None = None) -> dict[str, float]:
         """The limits an artifact of ``variant`` is held to (on ``backend``, where the backend
@@ -483,24 +498,15 @@ def _glob_problem(glob: str) -> str | None:
 
 
 def _trtllm(family: str, entry: dict[str, Any], config: dict[str, Any], points: list[Point]) -> dict[str, Any] | None:
+    """The entry's ``trtllm`` block, checked by the family's TensorRT-LLM capability, or None."""
     if entry.get("trtllm") is None:
         return None
-    if family != "f5tts":
-        raise ConfigError(f"trtllm is for f5tts models (the F5 DiT); this model is {family}")
-    from ttskiln.families.f5tts.config import F5Config
-    from ttskiln.families.f5tts.trtllm import EngineLimits, check_supported
-
-    settings = {"dtype": "float16", **entry["trtllm"]}
-    limits = EngineLimits.from_config(settings)
-    check_supported(F5Config.from_dict(config), "trtllm")
-    for p in points:  # the synth chain runs the engine at every point
-        frames, rows = p.sizes.get("frames", 0), p.sizes.get("batch", 2)
-        if not limits.min_frames <= frames <= limits.max_frames or rows > limits.max_batch_size:
-            raise ConfigError(
-                f"point {p.name} ({rows} rows x {frames} frames) is outside the TensorRT-LLM engine profile "
-                f"(batch <= {limits.max_batch_size}, frames {limits.min_frames}..{limits.max_frames}); widen trtllm"
-            )
-    return {"dtype": settings["dtype"], **limits.__dict__}
+    capability = get_family(family).tensorrt_llm
+    if capability is None:
+        able = [f for f in FAMILIES.values() if f.tensorrt_llm is not None]
+        which = " or ".join(f"{f.name} models ({f.tensorrt_llm.graph})" for f in able) or "no family here"
+        raise ConfigError(f"trtllm is for {which}; this model is {family}")
+    return capability.check(config, dict(entry["trtllm"]), points)
 
 
 def _ggml(family: str, entry: dict[str, Any]) -> dict[str, Any] | None:

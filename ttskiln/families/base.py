@@ -7,10 +7,12 @@ metadata. The pipeline talks to families only through this interface and the reg
 
 from __future__ import annotations
 
+import argparse
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -164,6 +166,79 @@ class Option:
         return None
 
 
+class TensorRTLLM(ABC):
+    """Optional capability: one of the family's graphs built as a TensorRT-LLM engine.
+
+    A family that has it sets ``Family.tensorrt_llm`` to an instance; a model entry of such a
+    family may then carry a ``trtllm`` block (dtype and engine limits). The pipeline converts
+    the checkpoint on the CPU (``convert``), builds the engine where TensorRT-LLM is installed
+    (``build``) and runs the family's chains over it (``runner``)."""
+
+    #: What gets built, for messages and ``ttskiln doctor`` (e.g. "the DiT of a model").
+    graph: ClassVar[str]
+    #: The family's chain that runs over the engine (the GPU stages run it at every point).
+    chain: ClassVar[str]
+    #: What runs over the engine once it is built, for ``ttskiln doctor``.
+    uses: ClassVar[str] = ""
+    #: The modules the conversion and the engine build run (what their code hash covers).
+    modules: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def check(self, config: dict[str, Any], settings: dict[str, Any], points: Sequence[Any]) -> dict[str, Any]:
+        """ConfigError unless the model (``config``) and every profile point (objects with
+        ``name`` and ``sizes``) fit the entry's ``trtllm`` block; returns the settings the
+        rules pass on (``dtype`` and the engine limits, plain values)."""
+
+    @abstractmethod
+    def convert(self, checkpoint: Path, config: dict[str, Any], output: Path, dtype: str,
+                settings: dict[str, Any]) -> None:
+        """Write the TensorRT-LLM checkpoint folder (CPU only)."""
+
+    @abstractmethod
+    def build(self, checkpoint_dir: Path, engine_dir: Path, settings: dict[str, Any], tag: str | None) -> dict[str, Any]:
+        """Build the engine from a converted checkpoint; returns the build settings used."""
+
+    @abstractmethod
+    def runner(self, engine_dir: Path, model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        """Run the engine: graph inputs -> output (``model`` is the loaded PyTorch model, for
+        the parts that stay on the host)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``python -m ttskiln`` subcommand a family registers (see ``Family.commands``).
+
+    ``arguments`` adds the options to the subcommand's parser; ``run`` takes the parsed
+    arguments and returns the exit status. Both import what they need when called, so that
+    ``--help`` stays light."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+
+
+#: How ``python -m ttskiln parity`` checks a family (``Family.parity_mode``): each recorded
+#: entry point is one exported graph ("graphs"), or the family's own code runs them ("host").
+ParityMode = Literal["graphs", "host"]
+
+
+def parse_option_pairs(pairs: list[str], flag: str = "--option") -> dict[str, Any]:
+    """``KEY=VALUE`` command-line options as a dict (values read as YAML scalars)."""
+    import yaml
+
+    from ttskiln.errors import ConfigError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} takes key=value, got {pair!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 def shortest_fit(text: str, count: Any, limit: int) -> str:
     """A default text cut after its last word that keeps ``count(text)`` within ``limit`` (the
     whole text when it fits; the first word when none does, refused by the caller)."""
@@ -200,8 +275,50 @@ class Family(ABC):
     #: The model entry's ``options`` this family takes (none by default); ``check_options``
     #: holds every path (real and synthetic checkpoints) to them.
     option_specs: ClassVar[dict[str, Option]] = {}
-    #: The family a linked model (``links``) must be of, by role.
+    #: The family a linked model (``links``) must be of, by role; ``linked_family`` resolves
+    #: it through the registry. A family with links overrides ``links``.
     link_families: ClassVar[dict[str, str]] = {}
+    #: Upstream parity (``python -m ttskiln parity``): "graphs" when each recorded entry point
+    #: is one exported graph (``parity_plan`` lists them; the pipeline runs them on PyTorch
+    #: and ONNX Runtime), "host" when entry points need host code (``parity`` runs them),
+    #: None for a family without parity cases.
+    parity_mode: ClassVar[ParityMode | None] = None
+    #: TensorRT-LLM engines of one of the family's graphs, or None (see ``TensorRTLLM``).
+    tensorrt_llm: ClassVar[TensorRTLLM | None] = None
+    #: The dotted module whose ``COMMANDS`` (a list of ``Command``) the family adds to
+    #: ``python -m ttskiln``, or None. Named, not imported: command-line code is no stage's
+    #: code, so it stays out of the family's code hash.
+    command_module: ClassVar[str | None] = None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The optional capabilities this family declares: ``parity``, ``tensorrt_llm``,
+        ``links``, ``commands``."""
+        declared = {
+            "parity": self.parity_mode is not None,
+            "tensorrt_llm": self.tensorrt_llm is not None,
+            "links": bool(self.link_families),
+            "commands": bool(self.commands()),
+        }
+        return frozenset(name for name, present in declared.items() if present)
+
+    def linked_family(self, role: str) -> "Family":
+        """The family a linked model of ``role`` is of, from the registry."""
+        from ttskiln.errors import ConfigError
+        from ttskiln.families import get_family
+
+        if role not in self.link_families:
+            raise ConfigError(f"{self.name} links no {role!r} model; its links: {sorted(self.link_families)}")
+        return get_family(self.link_families[role])
+
+    def commands(self) -> list[Command]:
+        """The ``python -m ttskiln`` subcommands this family adds: ``COMMANDS`` of its
+        ``command_module`` (default: none)."""
+        if self.command_module is None:
+            return []
+        import importlib
+
+        return list(importlib.import_module(self.command_module).COMMANDS)
 
     # -- plan-time checks --------------------------------------------------------------------
     def check_options(self, options: dict[str, Any]) -> None:
@@ -311,16 +428,20 @@ class Family(ABC):
         ``audio`` (a file it wrote under ``job.directory``)."""
         raise NotImplementedError(f"family {self.name!r} has no chains")
 
-    # -- upstream parity ---------------------------------------------------------------------
+    # -- upstream parity (``parity_mode``) ----------------------------------------------------
     def parity_config(self, case: ParityCase) -> dict[str, Any]:
         """The configuration of a parity case (default: the checkpoint's own files)."""
         return self.read_config(case.directory, {})
 
-    @abstractmethod
     def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-        """For each compared entry point: (component, {input: case input},
-        {output: case output}). Families whose entry points are not single graphs override
-        ``parity`` instead."""
+        """``parity_mode`` "graphs": for each compared entry point, (component,
+        {input: case input}, {output: case output})."""
+        raise NotImplementedError(f"family {self.name!r} has no graph parity (parity_mode {self.parity_mode!r})")
+
+    def parity(self, case: ParityCase) -> list[ParityCheck]:
+        """``parity_mode`` "host": run the case's entry points; one check per compared output
+        and backend."""
+        raise NotImplementedError(f"family {self.name!r} has no host parity (parity_mode {self.parity_mode!r})")
 
     def frontend_parity(self, folder: Path) -> list[tuple[str, bool, str]] | None:
         """Check a text front-end fixture folder (manifest ``kind: frontend``): one

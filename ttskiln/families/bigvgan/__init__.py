@@ -29,6 +29,7 @@ SYNTHETIC_OUTPUT_STD = 0.3
 
 class BigVGANFamily(Family):
     name = "bigvgan"
+    parity_mode = "graphs"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
     presets = {

@@ -60,7 +60,18 @@ import numpy as np
 import yaml
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.base import (
+    ChainJob,
+    Command,
+    ComponentSpec,
+    Family,
+    ModelInfo,
+    Option,
+    ParityCase,
+    ParityCheck,
+    TensorRTLLM,
+    TensorSpec,
+)
 from ttskiln.families.f5tts.config import (
     PRESETS,
     TEXT_MAX_POSITIONS,
@@ -79,8 +90,56 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 SYNTHETIC_STEP = 1250000
 
 
+class F5TensorRTLLM(TensorRTLLM):
+    """The DiT as a TensorRT-LLM engine (``trtllm.py``): the model entry's ``trtllm`` block
+    gives its dtype and profile (``EngineLimits``); the synth chain runs over it."""
+
+    graph = "the F5 DiT"
+    chain = "synth"
+    uses = "the synth chain over it"
+    modules = ("ttskiln.families.f5tts.trtllm", "ttskiln.families.f5tts.trtllm_network")
+
+    def check(self, config: dict[str, Any], settings: dict[str, Any], points: Any) -> dict[str, Any]:
+        from ttskiln.families.f5tts.trtllm import EngineLimits, check_supported
+
+        settings = {"dtype": "float16", **settings}
+        limits = EngineLimits.from_config(settings)
+        check_supported(F5Config.from_dict(config), "trtllm")
+        for p in points:  # the synth chain runs the engine at every point
+            frames, rows = p.sizes.get("frames", 0), p.sizes.get("batch", 2)
+            if not limits.min_frames <= frames <= limits.max_frames or rows > limits.max_batch_size:
+                raise ConfigError(
+                    f"point {p.name} ({rows} rows x {frames} frames) is outside the TensorRT-LLM engine profile "
+                    f"(batch <= {limits.max_batch_size}, frames {limits.min_frames}..{limits.max_frames}); widen trtllm"
+                )
+        return {"dtype": settings["dtype"], **limits.__dict__}
+
+    def convert(self, checkpoint: Path, config: dict[str, Any], output: Path, dtype: str,
+                settings: dict[str, Any]) -> None:
+        from ttskiln.families.f5tts.trtllm import EngineLimits, convert
+
+        convert(Path(checkpoint), config, Path(output), dtype, EngineLimits.from_config(_limits(settings)))
+
+    def build(self, checkpoint_dir: Path, engine_dir: Path, settings: dict[str, Any], tag: str | None) -> dict[str, Any]:
+        from ttskiln.families.f5tts.trtllm import EngineLimits, build
+
+        return build(Path(checkpoint_dir), Path(engine_dir), EngineLimits.from_config(_limits(settings)), tag=tag)
+
+    def runner(self, engine_dir: Path, model: Any) -> Any:
+        from ttskiln.families.f5tts.trtllm import trtllm_runner
+
+        return trtllm_runner(Path(engine_dir), model.text_embed)
+
+
+def _limits(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in dict(settings).items() if k != "dtype"}
+
+
 class F5TTSFamily(Family):
     name = "f5tts"
+    parity_mode = "host"
+    command_module = "ttskiln.families.f5tts.commands"
+    tensorrt_llm = F5TensorRTLLM()
     #: Architecture options, then the synth chain's (``chain.py``: a linked Vocos model, the
     #: largest total duration in frames, the texts it speaks).
     option_specs = {
@@ -337,10 +396,6 @@ class F5TTSFamily(Family):
         return run_chain_job(job, self.default_tolerances)
 
     # -- upstream parity ---------------------------------------------------------------------
-    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-        """Unused: f5tts entry points need host-side packing and sampling; see ``parity``."""
-        return []
-
     def parity(self, case: ParityCase) -> list[ParityCheck]:
         """DiT.forward and CFM.sample cases on PyTorch and ONNX Runtime (``parity.py``)."""
         from ttskiln.families.f5tts.parity import run_case

@@ -85,7 +85,10 @@ from ttskiln.families.f5tts.request import (
     write_wav,
 )
 from ttskiln.families.f5tts.synth_command import parse_options, synth_cli
-from ttskiln.families.f5tts.synthesis import Synthesis, Vocoder, check_vocoder, onnx_vocoder, synthesize, torch_vocoder
+from ttskiln.families.f5tts.synthesis import (
+    VOCODER_COMPONENT, VOCODER_ROLE, Synthesis, Vocoder, check_vocoder, onnx_vocoder, synthesize, torch_vocoder,
+    vocoder_family,
+)
 
 __all__ = [
     "BENCH_NFES", "CHAIN", "CHAIN_GEN_TEXTS", "CHAIN_OPTION_KEYS", "CHAIN_REF_TEXT", "CHAIN_SPEECH_REF_TEXT",

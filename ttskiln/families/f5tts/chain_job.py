@@ -22,7 +22,9 @@ from ttskiln.families.f5tts.chain_inputs import (
 from ttskiln.families.f5tts.config import F5Config
 from ttskiln.families.f5tts.request import DEFAULT_MAX_FRAMES, join_batches, max_frames_option, prepare, split_texts, write_wav
 from ttskiln.families.f5tts.sampler import initial_noise
-from ttskiln.families.f5tts.synthesis import Synthesis, check_vocoder, onnx_vocoder, synthesize, torch_vocoder
+from ttskiln.families.f5tts.synthesis import (
+    VOCODER_COMPONENT, VOCODER_ROLE, Synthesis, check_vocoder, onnx_vocoder, synthesize, torch_vocoder, vocoder_family,
+)
 from ttskiln.rows import accuracy_row, latency_row
 
 TRTLLM_BACKEND = "tensorrt-llm"
@@ -50,11 +52,12 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
 
     if job.chain != CHAIN:
         raise ConfigError(f"f5tts has one chain, {CHAIN!r}; got {job.chain!r}")
-    link = job.linked.get("vocoder")
+    link = job.linked.get(VOCODER_ROLE)
+    wanted = vocoder_family().name
     if not link:
-        raise ConfigError(f"model '{job.model}': the synth chain needs options.vocoder (a Vocos model of this config)")
-    if link.get("family") != "vocos":
-        raise ConfigError(f"model '{job.model}': options.vocoder {link.get('model')!r} is a {link.get('family')} model; the synth chain needs a vocos model")
+        raise ConfigError(f"model '{job.model}': the synth chain needs options.vocoder (a {wanted} model of this config)")
+    if link.get("family") != wanted:
+        raise ConfigError(f"model '{job.model}': options.vocoder {link.get('model')!r} is a {link.get('family')} model; the synth chain needs a {wanted} model")
     fam = get_family("f5tts")
     cfg = F5Config.from_dict(job.config)
     frames, rows = int(job.sizes["frames"]), int(job.sizes["batch"])
@@ -67,7 +70,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
 
     torch_voc, voc_config = torch_vocoder(link["checkpoint"], link.get("options") or {})
     check_vocoder(cfg, voc_config, f"model '{link['model']}'")
-    ort_voc = onnx_vocoder(link["artifacts"]["vocoder"], threads)
+    ort_voc = onnx_vocoder(link["artifacts"][VOCODER_COMPONENT], threads)
     dims = HostDims.of(cfg)
     model = fam.load(job.checkpoint, job.config)
     engine = job.artifacts.get(TRTLLM_ARTIFACT)

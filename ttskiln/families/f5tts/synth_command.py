@@ -15,7 +15,9 @@ from ttskiln.audio_io import read_audio
 from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.f5tts.config import F5Config
 from ttskiln.families.f5tts.request import Prepared, join_batches, max_frames_option, prepare, split_texts, write_wav
-from ttskiln.families.f5tts.synthesis import check_vocoder, onnx_vocoder, synthesize, torch_vocoder
+from ttskiln.families.f5tts.synthesis import (
+    VOCODER_COMPONENT, check_vocoder, onnx_vocoder, synthesize, torch_vocoder, vocoder_family,
+)
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     """``k=v`` strings -> options (values read as YAML scalars: 3000 -> int, true -> bool)."""
@@ -76,8 +78,7 @@ def synth_cli(
     cfg = F5Config.from_dict(config)
     max_frames = max_frames_option(f5_options)
     vocab = fam.vocab(checkpoint, config)
-    vocos = get_family("vocos")
-    voc_config = vocos.read_config(Path(vocoder), {})
+    voc_config = vocoder_family().read_config(Path(vocoder), {})
     check_vocoder(cfg, voc_config, str(vocoder))
 
     if cross_fade_s is not None and not cross_fade_s >= 0:
@@ -115,7 +116,7 @@ def synth_cli(
             if vocoder_onnx is None:
                 vocoder_onnx = str(Path(tmp) / "vocoder.onnx")
                 log(f"exporting the vocoder to {vocoder_onnx} (give --vocoder-onnx to reuse an export)")
-                export_family_component(get_family("vocos"), checkpoint=str(vocoder), options={}, component="vocoder",
+                export_family_component(vocoder_family(), checkpoint=str(vocoder), options={}, component=VOCODER_COMPONENT,
                                  opset=18, output=vocoder_onnx)
             for path in (dit_onnx, vocoder_onnx):
                 if not Path(path).is_file():

@@ -64,16 +64,33 @@ def synthesize(
     return Synthesis(mel=mel, audio=audio, durations=result.durations)
 
 
-def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> None:
-    """The vocoder must read the F5 mel: same bands, hop and sample rate."""
-    from ttskiln.families.vocos.config import VocosConfig
+#: The linked vocoder: its role in ``links`` and the component that turns mels into audio.
+VOCODER_ROLE = "vocoder"
+VOCODER_COMPONENT = "vocoder"
 
-    v = VocosConfig.from_yaml_dict(vocoder_config, where)
-    got = (v.n_mels, v.hop_length, v.sample_rate)
+
+def vocoder_family() -> Any:
+    """The family of the linked vocoder (``link_families``), from the registry."""
+    from ttskiln.families import get_family
+
+    return get_family("f5tts").linked_family(VOCODER_ROLE)
+
+
+def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> None:
+    """The vocoder must read the F5 mel: same bands, hop and sample rate (from its family's
+    ``describe``: the mel input's bands, the model's hop and rate)."""
+    from ttskiln.errors import CheckpointError
+
+    try:
+        info = vocoder_family().describe(vocoder_config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"vocoder {where}: {exc}") from None
+    n_mels = info.component(VOCODER_COMPONENT).inputs[0].shape[1]
+    got = (n_mels, info.hop_length, info.sample_rate)
     want = (cfg.mel_dim, cfg.hop_length, cfg.sample_rate)
     if got != want:
         raise ConfigError(
-            f"vocoder {where} takes {v.n_mels} mels at hop {v.hop_length}, {v.sample_rate} Hz; the F5 model makes "
+            f"vocoder {where} takes {n_mels} mels at hop {info.hop_length}, {info.sample_rate} Hz; the F5 model makes "
             f"{cfg.mel_dim} mels at hop {cfg.hop_length}, {cfg.sample_rate} Hz (for a synthetic Vocos use overrides "
             f"{{hop_length: {cfg.hop_length}, n_fft: {4 * cfg.hop_length}}})"
         )
@@ -83,11 +100,9 @@ def torch_vocoder(checkpoint: str | Path, options: dict[str, Any] | None = None)
     """(mel [B, M, T] -> audio [B, samples] on PyTorch, the vocoder's config)."""
     import torch
 
-    from ttskiln.families import get_family
-
-    fam = get_family("vocos")
+    fam = vocoder_family()
     config = fam.read_config(Path(checkpoint), options or {})
-    module = fam.component_module(fam.load(Path(checkpoint), config), "vocoder")
+    module = fam.component_module(fam.load(Path(checkpoint), config), VOCODER_COMPONENT)
 
     def run(mel: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

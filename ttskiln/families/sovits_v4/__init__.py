@@ -39,6 +39,7 @@ SYNTHETIC_OUTPUT_STD = 0.5
 
 class SovitsV4Family(Family):
     name = "sovits_v4"
+    parity_mode = "graphs"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
     option_specs = {"preset": Option(str, checkpoint_only=True), "config": Option(dict, checkpoint_only=True),

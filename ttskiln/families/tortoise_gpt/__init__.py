@@ -73,6 +73,8 @@ TRACE_SIZES = {"batch": 2, "tokens": 7}
 
 class TortoiseGPTFamily(Family):
     name = "tortoise_gpt"
+    parity_mode = "host"
+    command_module = "ttskiln.families.tortoise_gpt.commands"
     option_specs = {"preset": Option(str, checkpoint_only=True), "unified_voice": Option(dict, checkpoint_only=True),
                     "weights": Option(str, checkpoint_only=True), "decode_steps": Option(int, 1),
                     "chain_texts": Option(list, item=str), "tokenizer": Option(str)}
@@ -339,10 +341,6 @@ class TortoiseGPTFamily(Family):
         config = {"unified_voice": {**base, **kwargs}, "weights": WEIGHTS_FILE}
         TortoiseConfig.from_dict(config, str(case.directory / "manifest.json"))
         return config
-
-    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-        """Unused: generation needs the host loop; see ``parity``."""
-        return []
 
     def parity(self, case: ParityCase) -> list[ParityCheck]:
         """Conditioning, prefill, cached greedy decode and latents on PyTorch and ONNX Runtime."""

@@ -72,6 +72,8 @@ CHAIN = "tts"
 
 class VitsFamily(Family):
     name = "vits"
+    parity_mode = "host"
+    command_module = "ttskiln.families.vits.commands"
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
     option_specs = {"max_tokens": Option(int, 1), "speaker_encoder": Option(bool), "reference_wav": Option(str),
@@ -438,10 +440,6 @@ class VitsFamily(Family):
         return run_tts_chain(self, job)
 
     # -- upstream parity ---------------------------------------------------------------------
-    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-        """Unused: the entry point spans several graphs and host code; see ``parity``."""
-        return []
-
     def parity(self, case: ParityCase) -> list[ParityCheck]:
         from ttskiln.families.vits.parity import run_case
 

@@ -32,6 +32,7 @@ COMPONENT = "vocoder"
 
 class VocosFamily(Family):
     name = "vocos"
+    parity_mode = "graphs"
     presets = {
         # charactr/vocos-mel-24khz: 13,531,650 parameters.
         "vocos-mel-24khz": {},
