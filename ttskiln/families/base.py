@@ -272,8 +272,9 @@ class Family(ABC):
     }
     #: int8: ONNX Runtime quantization method, op types, excluded node patterns.
     int8_defaults: ClassVar[dict[str, Any]] = {"method": "dynamic", "op_types": None, "exclude_nodes": [], "per_channel": True}
-    #: The model entry's ``options`` this family takes (none by default); ``check_options``
-    #: holds every path (real and synthetic checkpoints) to them.
+    #: The model entry's ``options`` this family takes (none by default): the one declaration
+    #: of them. ``check_options`` is the one check: planning runs it on every model entry
+    #: (real and synthetic checkpoints), ``read_config`` on every other caller's options.
     option_specs: ClassVar[dict[str, Option]] = {}
     #: The family a linked model (``links``) must be of, by role; ``linked_family`` resolves
     #: it through the registry. A family with links overrides ``links``.
@@ -368,10 +369,19 @@ class Family(ABC):
     def checkpoint_files(self, checkpoint: Path) -> list[Path]:
         """The files that make up a checkpoint (what its content hash covers)."""
 
-    @abstractmethod
     def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         """The model configuration, read without loading weights. ``options`` are the model
-        entry's ``options`` from YAML, for formats that carry no configuration of their own."""
+        entry's ``options`` from YAML, for formats that carry no configuration of their own;
+        they are checked here (``check_options``), so that callers outside a plan (commands,
+        library use) get the same one-line error as planning does."""
+        options = dict(options or {})
+        self.check_options(options)
+        return self.config_from_checkpoint(Path(checkpoint), options)
+
+    @abstractmethod
+    def config_from_checkpoint(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+        """The family's part of ``read_config``: ``options`` are already checked against
+        ``option_specs`` (known keys, kinds of values)."""
 
     @abstractmethod
     def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:

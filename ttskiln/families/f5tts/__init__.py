@@ -167,10 +167,8 @@ class F5TTSFamily(Family):
         extras = [folder / name for name in (VOCAB_FILE, CONFIG_FILE) if (folder / name).is_file()]
         return weights + extras
 
-    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+    def config_from_checkpoint(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         checkpoint = Path(checkpoint)
-        options = dict(options or {})
-        self.check_options(options)
         if checkpoint.is_dir():
             folder = checkpoint
             weights = _pick_weights(folder, options.get("weights"))

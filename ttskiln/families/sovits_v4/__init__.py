@@ -18,30 +18,30 @@ With neither ``preset`` nor ``config``, the preset whose weight shapes match the
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ComponentSpec, Family, ModelInfo, Option, ParityCase, STATIC_INT8, TensorSpec
-from ttskiln.ops.mel import synthetic_clamped_log_mel
+from ttskiln.families.base import ModelInfo, Option, ParityCase
 from ttskiln.families.sovits_v4.config import GENERATOR_KEYS, SovitsVocoderConfig, make_config_dict
+from ttskiln.families.vocoder import COMPONENT, VocoderFamily, calibrate_output_, fan_in_init_, mel_component
 
-WEIGHTS_FILE = "vocoder.pth"
-COMPONENT = "vocoder"
 NORMALIZED_COMPONENT = "vocoder_normalized"
 DEFAULT_PRESET = "sovits_v4"
 #: Pre-tanh output level the synthetic weights are calibrated to.
 SYNTHETIC_OUTPUT_STD = 0.5
 
 
-class SovitsV4Family(Family):
+class SovitsV4Family(VocoderFamily):
     name = "sovits_v4"
-    parity_mode = "graphs"
-    # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
-    int8_defaults = STATIC_INT8
+    title = "GPT-SoVITS v4 vocoder"
+    weights_file = "vocoder.pth"
+    parity_entry = ("Generator", "forward")
+    parity_call = "Generator.forward(mel)"
+    # A seeded natural-log mel in the v4 vocoder's domain, about [-11.5, 2].
+    mel_domain = {"offset": -3.5, "tilt": 6.0, "noise": 1.3, "ceiling": 2.0}
     option_specs = {"preset": Option(str, checkpoint_only=True), "config": Option(dict, checkpoint_only=True),
                     "normalized_input": Option(bool, checkpoint_only=True)}
     presets = {
@@ -54,7 +54,6 @@ class SovitsV4Family(Family):
             "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]],
         },
     }
-    default_tolerances = {"max_abs_err": 1e-4, "cosine": 0.99999, "snr_db": 60.0}
     # 100 frames = 1 s of 48 kHz audio; the full model runs about real time on 2 CPU threads.
     default_profiles = {
         "default": {
@@ -64,23 +63,18 @@ class SovitsV4Family(Family):
     }
 
     # -- checkpoints -------------------------------------------------------------------------
-    def checkpoint_files(self, checkpoint: Path) -> list[Path]:
-        return [_weights_path(Path(checkpoint))]
+    parse_config = staticmethod(SovitsVocoderConfig.from_dict)
+    config_dict = staticmethod(make_config_dict)
 
-    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
-        path = _weights_path(Path(checkpoint))
+    def config_from_checkpoint(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+        """The weights carry no configuration: ``options`` (checked) choose it."""
+        path = self.weights_path(checkpoint)
         if not path.is_file():
             raise CheckpointError(
-                f"{path} not found; a GPT-SoVITS v4 vocoder checkpoint is {WEIGHTS_FILE} "
+                f"{path} not found; a {self.title} checkpoint is {self.weights_file} "
                 "(gsv-v4-pretrained/vocoder.pth) or a folder holding it"
             )
-        options = dict(options or {})
-        self.check_options(options)
         overrides = options.get("config") or {}
-        if not isinstance(overrides, dict):
-            raise ConfigError(
-                f"sovits_v4 options.config must be a mapping of Generator arguments, got {overrides!r}"
-            )
         bad = sorted(set(overrides) - set(GENERATOR_KEYS) - {"sampling_rate", "spec_min", "spec_max"})
         if bad:
             raise ConfigError(
@@ -92,13 +86,7 @@ class SovitsV4Family(Family):
         preset = preset or DEFAULT_PRESET
         if preset not in self.presets:
             raise ConfigError(f"sovits_v4 options.preset {preset!r} is unknown; choose from {sorted(self.presets)}")
-        extra = {}
-        if "normalized_input" in options:
-            if not isinstance(options["normalized_input"], bool):
-                raise ConfigError(
-                    f"sovits_v4 options.normalized_input must be true or false, got {options['normalized_input']!r}"
-                )
-            extra["normalized_input"] = options["normalized_input"]
+        extra = {"normalized_input": options["normalized_input"]} if "normalized_input" in options else {}
         try:
             return make_config_dict(**{**self.presets[preset], **overrides, **extra})
         except CheckpointError as exc:
@@ -121,65 +109,26 @@ class SovitsV4Family(Family):
                 return preset
         return None
 
-    def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-        if preset not in self.presets:
-            raise CheckpointError(f"unknown sovits_v4 preset {preset!r}; choose from {sorted(self.presets)}")
-        return make_config_dict(**{**self.presets[preset], **overrides})
-
-    def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
+    def synthetic_weights(self, cfg: SovitsVocoderConfig, seed: int) -> dict[str, Any]:
         import torch
 
-        from ttskiln.atomic import atomic_path
         from ttskiln.families.sovits_v4.modules import SovitsGenerator
 
-        cfg = SovitsVocoderConfig.from_dict(config)
         torch.manual_seed(seed)
         model = SovitsGenerator(cfg)
         with torch.no_grad():
-            # Fan-in scaled weights (upstream's N(0, 0.01) init gives a near-silent network),
-            # small random biases, then conv_post calibrated so tanh is not saturated.
-            for layer in model.modules():
-                if isinstance(layer, torch.nn.ConvTranspose1d):  # [in, out, k], stride s
-                    fan_in = layer.weight.shape[0] * layer.weight.shape[2] // layer.stride[0]
-                elif isinstance(layer, torch.nn.Conv1d):
-                    fan_in = layer.weight[0].numel()
-                else:
-                    continue
-                torch.nn.init.normal_(layer.weight, std=0.8 / math.sqrt(fan_in))
-                if layer.bias is not None:
-                    torch.nn.init.normal_(layer.bias, std=0.02)
-            mel = torch.from_numpy(synthetic_log_mel(1, cfg.n_mels, 8, np.random.default_rng(seed)))
-            pre = model.logits(model.features(mel))
-            if model.conv_post.bias is not None:
-                pre = pre - model.conv_post.bias.view(1, -1, 1)
-            model.conv_post.weight.mul_(SYNTHETIC_OUTPUT_STD / max(float(pre.std()), 1e-6))
-        destination = Path(destination)
-        destination.mkdir(parents=True, exist_ok=True)
-        with atomic_path(destination / WEIGHTS_FILE) as tmp:
-            torch.save(model.state_dict(), tmp)
+            # Fan-in scaled weights, then conv_post calibrated so tanh is not saturated.
+            fan_in_init_((m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))),
+                         gain=0.8)
+            mel = torch.from_numpy(self.synthetic_mel(1, cfg.n_mels, 8, np.random.default_rng(seed)))
+            calibrate_output_(model.conv_post, model.logits(model.features(mel)), SYNTHETIC_OUTPUT_STD)
+        return model.state_dict()
 
     def describe(self, config: dict[str, Any]) -> ModelInfo:
         cfg = SovitsVocoderConfig.from_dict(config)
-        trace = {"batch": 2, "frames": 8}
-        components = [
-            ComponentSpec(
-                name=COMPONENT,
-                inputs=(TensorSpec("mel", ("batch", cfg.n_mels, "frames")),),
-                outputs=(TensorSpec("audio", ("batch", "samples")),),
-                axis_min={"batch": 1, "frames": 1},
-                trace_sizes=trace,
-            )
-        ]
+        components = [mel_component(cfg.n_mels, trace_frames=8)]
         if cfg.normalized_input:
-            components.append(
-                ComponentSpec(
-                    name=NORMALIZED_COMPONENT,
-                    inputs=(TensorSpec("mel_norm", ("batch", cfg.n_mels, "frames")),),
-                    outputs=(TensorSpec("audio", ("batch", "samples")),),
-                    axis_min={"batch": 1, "frames": 1},
-                    trace_sizes=trace,
-                )
-            )
+            components.append(mel_component(cfg.n_mels, name=NORMALIZED_COMPONENT, input_name="mel_norm", trace_frames=8))
         return ModelInfo(
             family=self.name,
             sample_rate=cfg.sampling_rate,
@@ -220,7 +169,7 @@ class SovitsV4Family(Family):
         from ttskiln.families.sovits_v4.modules import SovitsGenerator
         from ttskiln.families.weight_norm import fold_weight_norm
 
-        path = _weights_path(checkpoint)
+        path = self.weights_path(checkpoint)
         state = load_tensors(path)
         # A training-layout generator (weight norm not yet removed, legacy or parametrization
         # keys) folds to the released layout here.
@@ -243,26 +192,23 @@ class SovitsV4Family(Family):
         return state
 
     # -- components --------------------------------------------------------------------------
-    def component_module(self, model: Any, component: str) -> Any:
+    def component_modules(self, model: Any) -> dict[str, Any]:
         from ttskiln.families.sovits_v4.modules import NormalizedMelVocoder, SovitsVocoder
 
-        if component == COMPONENT:
-            return SovitsVocoder(model).eval()
-        if component == NORMALIZED_COMPONENT and model.cfg.normalized_input:
-            return NormalizedMelVocoder(model).eval()
-        raise KeyError(f"sovits_v4 component {component!r} is not built; this model has {_component_names(model.cfg)}")
+        modules: dict[str, Any] = {COMPONENT: SovitsVocoder}
+        if model.cfg.normalized_input:
+            modules[NORMALIZED_COMPONENT] = NormalizedMelVocoder
+        return modules
 
     def make_inputs(
         self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
-        spec = info.component(component).inputs[0]
-        batch, n_mels, frames = spec.concrete(sizes)
-        mel = synthetic_log_mel(batch, n_mels, frames, rng)
+        inputs = super().make_inputs(info, component, sizes, rng)
         if component == NORMALIZED_COMPONENT:
             # norm_spec with the released constants: the CFM domain, about [-1, 1].
             lo, hi = info.summary["spec_min"], info.summary["spec_max"]
-            return {spec.name: ((mel - lo) / (hi - lo) * 2 - 1).astype(np.float32)}
-        return {spec.name: mel}
+            return {name: ((mel - lo) / (hi - lo) * 2 - 1).astype(np.float32) for name, mel in inputs.items()}
+        return inputs
 
     # -- upstream parity ---------------------------------------------------------------------
     def parity_config(self, case: ParityCase) -> dict[str, Any]:
@@ -272,28 +218,8 @@ class SovitsV4Family(Family):
         return make_config_dict(**{**recorded, "normalized_input": "mel_norm" in case.inputs})
 
     def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-        entry = str(case.manifest.get("entry_point", ""))
-        if "Generator" not in entry or "forward" not in entry:
-            raise CheckpointError(f"sovits_v4 parity supports Generator.forward(mel); manifest names {entry!r}")
-        plan = [(COMPONENT, {"mel": "mel"}, {"audio": "wav"})]
+        plan = super().parity_plan(case)
         if "mel_norm" in case.inputs:
             # The recorded ``mel`` is denorm_spec(mel_norm): the same waveform, from the CFM domain.
             plan.append((NORMALIZED_COMPONENT, {"mel_norm": "mel_norm"}, {"audio": "wav"}))
         return plan
-
-    def parity_tolerance(self, case: ParityCase, output: str) -> float:
-        return 1e-4
-
-
-def _weights_path(checkpoint: Path) -> Path:
-    """The weights file of a checkpoint given as the file itself or as the folder holding it."""
-    return checkpoint / WEIGHTS_FILE if checkpoint.is_dir() else checkpoint
-
-
-def _component_names(cfg: SovitsVocoderConfig) -> list[str]:
-    return [COMPONENT, NORMALIZED_COMPONENT] if cfg.normalized_input else [COMPONENT]
-
-
-def synthetic_log_mel(batch: int, n_mels: int, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """A seeded natural-log mel (B, n_mels, frames) in the v4 vocoder's domain, about [-11.5, 2]."""
-    return synthetic_clamped_log_mel(batch, n_mels, frames, rng, offset=-3.5, tilt=6.0, noise=1.3, ceiling=2.0)

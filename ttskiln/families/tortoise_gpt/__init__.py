@@ -99,10 +99,8 @@ class TortoiseGPTFamily(Family):
             return weights + extra
         return [checkpoint]
 
-    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+    def config_from_checkpoint(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         checkpoint = Path(checkpoint)
-        options = dict(options or {})
-        self.check_options(options)
         if checkpoint.is_dir():
             folder, weights = checkpoint, str(options.get("weights", WEIGHTS_FILE))
         elif checkpoint.is_file():

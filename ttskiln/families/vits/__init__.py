@@ -104,10 +104,8 @@ class VitsFamily(Family):
         files += [checkpoint / n for n in optional if (checkpoint / n).is_file()]
         return files
 
-    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+    def config_from_checkpoint(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
         checkpoint = Path(checkpoint)
-        options = dict(options or {})
-        self.check_options(options)
         wanted = options.get("speaker_encoder", True)
         if not checkpoint.is_dir():
             raise CheckpointError(
@@ -168,8 +166,6 @@ class VitsFamily(Family):
 
     def synthetic_options(self, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         """``max_tokens`` and ``speaker_encoder: false`` apply as they do to a real checkpoint."""
-        options = dict(options or {})
-        self.check_options(options)
         wanted = options.get("speaker_encoder", True)
         config = dict(config)
         if "max_tokens" in options:

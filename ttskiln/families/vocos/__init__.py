@@ -19,20 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from ttskiln.errors import CheckpointError, ConfigError
-from ttskiln.families.base import ComponentSpec, Family, ModelInfo, ParityCase, TensorSpec
+from ttskiln.errors import ConfigError
+from ttskiln.families.base import ModelInfo, TensorSpec
+from ttskiln.families.vocoder import COMPONENT, VocoderFamily, mel_component
 from ttskiln.families.vocos.config import VocosConfig, make_config_dict
 
-CONFIG_FILE = "config.yaml"
-WEIGHTS_FILE = "pytorch_model.bin"
-COMPONENT = "vocoder"
 
-
-class VocosFamily(Family):
+class VocosFamily(VocoderFamily):
     name = "vocos"
-    parity_mode = "graphs"
+    title = "Vocos"
+    config_file = "config.yaml"
+    weights_file = "pytorch_model.bin"
+    parity_entry = (".decode(",)
+    parity_call = "Vocos.decode"
+    parity_arrays = ({"mel": "features_input"}, {"audio": "audio"})
+    parity_max_abs_err = 1e-5
     presets = {
         # charactr/vocos-mel-24khz: 13,531,650 parameters.
         "vocos-mel-24khz": {},
@@ -45,7 +47,7 @@ class VocosFamily(Family):
         "encodec-tiny": {"features": "encodec", "n_mels": 128, "dim": 32, "intermediate_dim": 64, "num_layers": 1,
                          "n_fft": 320, "hop_length": 80, "padding": "same"},
     }
-    default_tolerances = {"max_abs_err": 1e-4, "cosine": 0.99999, "snr_db": 60.0, "mrstft": 0.01, "logmel_l1": 0.01}
+    default_tolerances = {**VocoderFamily.default_tolerances, "mrstft": 0.01, "logmel_l1": 0.01}
     variant_tolerances = {
         "fp16": {"max_abs_err": 1e-2, "cosine": 0.9999, "snr_db": 40.0, "mrstft": 0.05, "logmel_l1": 0.02},
         "int8": {"max_abs_err": 5e-2, "cosine": 0.99, "snr_db": 15.0, "mrstft": 0.3, "logmel_l1": 0.1},
@@ -66,43 +68,16 @@ class VocosFamily(Family):
     }
 
     # -- checkpoints -------------------------------------------------------------------------
-    def checkpoint_files(self, checkpoint: Path) -> list[Path]:
-        return [checkpoint / CONFIG_FILE, checkpoint / WEIGHTS_FILE]
+    parse_config = staticmethod(VocosConfig.from_yaml_dict)
+    config_dict = staticmethod(make_config_dict)
 
-    def read_config(self, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_dir():
-            raise CheckpointError(
-                f"{checkpoint} is not a folder; a Vocos checkpoint is a folder with "
-                f"{CONFIG_FILE} and {WEIGHTS_FILE}"
-            )
-        for path in self.checkpoint_files(checkpoint):
-            if not path.is_file():
-                raise CheckpointError(f"{path} not found (a Vocos checkpoint has {CONFIG_FILE} and {WEIGHTS_FILE})")
-        try:
-            data = yaml.safe_load((checkpoint / CONFIG_FILE).read_text())
-        except yaml.YAMLError as exc:
-            raise CheckpointError(f"{checkpoint / CONFIG_FILE} is not valid YAML: {exc}") from exc
-        VocosConfig.from_yaml_dict(data, str(checkpoint / CONFIG_FILE))
-        return data
-
-    def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-        if preset not in self.presets:
-            raise CheckpointError(f"unknown vocos preset {preset!r}; choose from {sorted(self.presets)}")
-        try:
-            return make_config_dict(**{**self.presets[preset], **overrides})
-        except TypeError as exc:
-            raise CheckpointError(f"synthetic vocos overrides: {exc}") from exc
-
-    def write_synthetic(self, config: dict[str, Any], destination: Path, seed: int) -> None:
+    def synthetic_weights(self, cfg: VocosConfig, seed: int) -> dict[str, Any]:
         import torch
 
-        from ttskiln.atomic import atomic_path
         from ttskiln.families.vocos.modules import AdaLayerNorm, Vocos
         from ttskiln.ops.istft import hann_window
         from ttskiln.ops.mel import mel_filterbank
 
-        cfg = VocosConfig.from_yaml_dict(config)
         torch.manual_seed(seed)
         model = Vocos(cfg)
         with torch.no_grad():
@@ -127,26 +102,17 @@ class VocosFamily(Family):
                 fe.mel_scale.fb.copy_(
                     torch.from_numpy(mel_filterbank(cfg.sample_rate, cfg.fe_n_fft, cfg.n_mels))
                 )
-        destination.mkdir(parents=True, exist_ok=True)
-        with atomic_path(destination / WEIGHTS_FILE) as tmp:
-            torch.save(model.state_dict(), tmp)
-        with atomic_path(destination / CONFIG_FILE) as tmp:
-            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+        return model.state_dict()
 
     def describe(self, config: dict[str, Any]) -> ModelInfo:
         cfg = VocosConfig.from_yaml_dict(config)
+        min_frames = 2 if cfg.padding == "center" else 1
         if cfg.adanorm_num_embeddings:
-            inputs = (TensorSpec("features", ("batch", cfg.n_mels, "frames")), TensorSpec("bandwidth_id", ("batch",), "int64"))
-        else:
-            inputs = (TensorSpec("mel", ("batch", cfg.n_mels, "frames")),)
-        vocoder = ComponentSpec(
-            name=COMPONENT,
-            inputs=inputs,
-            outputs=(TensorSpec("audio", ("batch", "samples")),),
-            axis_min={"batch": 1, "frames": 2 if cfg.padding == "center" else 1},
             # Chunking cuts one input along time; the bandwidth id is not one.
-            chunk_input=None if cfg.adanorm_num_embeddings else "mel",
-        )
+            vocoder = mel_component(cfg.n_mels, input_name="features", min_frames=min_frames,
+                                    extra_inputs=(TensorSpec("bandwidth_id", ("batch",), "int64"),))
+        else:
+            vocoder = mel_component(cfg.n_mels, chunked=True, min_frames=min_frames)
         params = _parameter_count(cfg)
         return ModelInfo(
             family=self.name,
@@ -193,7 +159,7 @@ class VocosFamily(Family):
         from ttskiln.checkpoint import load_tensors, match_state_dict, shapes_of
         from ttskiln.families.vocos.modules import Vocos
 
-        path = checkpoint / WEIGHTS_FILE
+        path = self.weights_path(checkpoint)
         state = load_tensors(path)
         if cfg.features == "encodec":  # the EnCodec model and codebooks: not part of the decode path
             state = {k: v for k, v in state.items() if not k.startswith("feature_extractor.")}
@@ -203,34 +169,25 @@ class VocosFamily(Family):
         return state
 
     # -- components --------------------------------------------------------------------------
-    def component_module(self, model: Any, component: str) -> Any:
+    def component_modules(self, model: Any) -> dict[str, Any]:
         from ttskiln.families.vocos.modules import AdaNormVocosDecoder, VocosDecoder
 
-        if component != COMPONENT:
-            raise KeyError(f"vocos has one component, {COMPONENT!r}; got {component!r}")
-        return (AdaNormVocosDecoder if model.cfg.adanorm_num_embeddings else VocosDecoder)(model).eval()
+        return {COMPONENT: AdaNormVocosDecoder if model.cfg.adanorm_num_embeddings else VocosDecoder}
 
     def make_inputs(
         self, info: ModelInfo, component: str, sizes: dict[str, int], rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
+        if not info.summary.get("bandwidths"):
+            return super().make_inputs(info, component, sizes, rng)
         spec = info.component(component).inputs[0]
         batch, n_mels, frames = spec.concrete(sizes)
-        if info.summary.get("bandwidths"):
-            # EnCodec features: sums of codebook vectors, zero-mean, a few units in size.
-            features = (2.0 * rng.standard_normal((batch, n_mels, frames))).astype(np.float32)
-            ids = rng.integers(0, info.summary["bandwidths"], size=batch).astype(np.int64)
-            return {spec.name: features, "bandwidth_id": ids}
-        return {spec.name: synthetic_log_mel(batch, n_mels, frames, rng)}
+        # EnCodec features: sums of codebook vectors, zero-mean, a few units in size.
+        features = (2.0 * rng.standard_normal((batch, n_mels, frames))).astype(np.float32)
+        ids = rng.integers(0, info.summary["bandwidths"], size=batch).astype(np.int64)
+        return {spec.name: features, "bandwidth_id": ids}
 
-    # -- upstream parity ---------------------------------------------------------------------
-    def parity_plan(self, case: ParityCase) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-        entry = str(case.manifest.get("entry_point", ""))
-        if ".decode(" not in entry:
-            raise CheckpointError(f"vocos parity supports Vocos.decode; manifest names {entry!r}")
-        return [(COMPONENT, {"mel": "features_input"}, {"audio": "audio"})]
-
-    def parity_tolerance(self, case: ParityCase, output: str) -> float:
-        return 1e-5
+    def synthetic_mel(self, batch: int, n_mels: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+        return synthetic_log_mel(batch, n_mels, frames, rng)
 
 
 def istft_overlap_problem(n_fft: int, hop: int, padding: str) -> str | None:
