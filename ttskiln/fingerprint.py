@@ -4,12 +4,17 @@ Snakemake reruns a job when its params change. Rules put two hashes there:
 - the SHA-256 of the checkpoint's files, so a re-written but identical checkpoint reruns
   nothing while changed weights rerun everything downstream;
 - the hash of the ttskiln modules a stage runs: the stage's own module and, for stages that
-  run family code, the family's module, each followed transitively through its ttskiln imports.
-  Editing a family reruns its exports and nothing of another family; editing a stage module
-  reruns that stage's jobs (families import no stage module: see ``ttskiln.LAYERS``).
+  run family code, the family code of that stage (``Family.code_parts``: the model code, or
+  the chain's, or an optional capability's), each followed transitively through its ttskiln
+  imports, stopping at the modules the stage never runs (a family's chain, parity and
+  command-line modules, which only the family's dispatching methods import). Editing a
+  family's model code reruns its exports and nothing of another family; editing its chain code
+  reruns its chains; editing a stage module reruns that stage's jobs (families import no stage
+  module: see ``ttskiln.LAYERS``).
 
-A module's imports and source are read once per process (the scheduling process asks for a
-hash for each of thousands of jobs); ``clear_cache`` forgets them.
+A module's imports and source are read once per process, and each walk and hash is computed
+once (the scheduling process asks for a hash for each of thousands of jobs); ``clear_cache``
+forgets them.
 """
 
 from __future__ import annotations
@@ -116,13 +121,25 @@ def _module_file_cached(module: str) -> Path | None:
     return _module_file(module)
 
 
-def module_closure(modules: Iterable[str]) -> list[Path]:
-    """The source files of ``modules`` and every ttskiln module they import, transitively.
+#: One part of a stage's code: the modules it starts from, and the modules its walk stops at
+#: (neither hashed nor followed: code the stage never runs, e.g. a family's chain modules that
+#: only a function of the family's dispatching ``__init__`` imports).
+CodePart = tuple[Iterable[str], Iterable[str]]
+
+
+def module_closure(modules: Iterable[str], exclude: Iterable[str] = ()) -> list[Path]:
+    """The source files of ``modules`` and every ttskiln module they import, transitively,
+    stopping at the modules in ``exclude``.
 
     The package's ``__init__`` and the family registry are left out: they import every family,
     and a change there that matters changes a family module or a stage module too.
     """
-    skip = {PACKAGE, f"{PACKAGE}.families"}
+    return list(_closure(tuple(sorted(set(modules))), frozenset(exclude)))
+
+
+@lru_cache(maxsize=None)
+def _closure(modules: tuple[str, ...], exclude: frozenset[str]) -> tuple[Path, ...]:
+    skip = {PACKAGE, f"{PACKAGE}.families", *exclude}
     seen: dict[str, Path] = {}
     todo = list(modules)
     while todo:
@@ -134,18 +151,28 @@ def module_closure(modules: Iterable[str]) -> list[Path]:
             continue
         seen[name] = path
         todo.extend(_imports(name, path))
-    return sorted(set(seen.values()))
+    return tuple(sorted(set(seen.values())))
 
 
-def code_hash(modules: Iterable[str]) -> str:
-    """A short hash of the source of ``modules`` and their ttskiln imports."""
-    return _code_hash(tuple(sorted(set(modules))))
+def code_hash(modules: Iterable[str], exclude: Iterable[str] = ()) -> str:
+    """A short hash of the source of ``modules`` and their ttskiln imports (``exclude``: see
+    ``module_closure``)."""
+    return parts_hash([(modules, exclude)])
+
+
+def parts_hash(parts: Iterable[CodePart]) -> str:
+    """A short hash of the source files of several parts (each walked with its own stops)."""
+    key = tuple(sorted({(tuple(sorted(set(m))), tuple(sorted(set(e)))) for m, e in parts}))
+    return _parts_hash(key)
 
 
 @lru_cache(maxsize=None)
-def _code_hash(modules: tuple[str, ...]) -> str:
+def _parts_hash(parts: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]) -> str:
+    files: set[Path] = set()
+    for modules, exclude in parts:
+        files.update(_closure(modules, frozenset(exclude)))
     digest = hashlib.sha256()
-    for path in module_closure(modules):
+    for path in sorted(files):
         digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
         digest.update(_source(path))
     return digest.hexdigest()[:16]
@@ -153,5 +180,5 @@ def _code_hash(modules: tuple[str, ...]) -> str:
 
 def clear_cache() -> None:
     """Forget every module's source, imports and hash (after editing code in this process)."""
-    for cached in (_source, _imports, _module_file_cached, _code_hash):
+    for cached in (_source, _imports, _module_file_cached, _closure, _parts_hash):
         cached.cache_clear()
