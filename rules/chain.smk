@@ -28,6 +28,6 @@ rule chain:
         tolerances=lambda w: MODELS[w.model].tolerances_for("fp32"),
         bench=PLAN.benchmark,
         seed=PLAN.seed,
-        code=stage_code("ttskiln.chains"),
+        code=stage_code("ttskiln.chains", family="chain"),
     script:
         "../scripts/chain.py"

@@ -10,8 +10,8 @@ sys.path.insert(0, workflow.basedir)
 
 from ttskiln.config_check import check_config
 from ttskiln.errors import TtskilnError
-from ttskiln.families import family_module, get_family
-from ttskiln.fingerprint import code_hash
+from ttskiln.families import get_family
+from ttskiln.fingerprint import parts_hash
 from ttskiln.plan import CHUNKED_VARIANT, VARIANTS, build_plan, synthetic_dir
 
 try:
@@ -48,18 +48,19 @@ wildcard_constraints:
 
 
 # -- hashes that key the cache -------------------------------------------------------------
-def stage_code(*modules, family=True):
+def stage_code(*modules, family="model"):
     """Input function: the hash of the ttskiln code a stage runs: ``modules`` (the stage's own)
-    and, with ``family`` (for stages that run family code), the model's family module. Each
-    module's imports are followed inside the package (ttskiln.fingerprint)."""
+    and, for a job of a model, the model's family code of the kinds ``family`` names ("model",
+    "chain", "tensorrt_llm", "ggml"; a tuple for several, False for none; see
+    ``Family.code_parts``). Each module's imports are followed inside the package
+    (ttskiln.fingerprint)."""
+    kinds = (family,) if isinstance(family, str) else tuple(family or ())
 
     def code(wildcards):
-        fam = (
-            family_module(MODELS[wildcards.model].family)
-            if family and "model" in wildcards.keys()
-            else None
-        )
-        return code_hash([m for m in (fam, *modules) if m])
+        parts = [(modules, ())]
+        if kinds and "model" in wildcards.keys():
+            parts += get_family(MODELS[wildcards.model].family).code_parts(*kinds)
+        return parts_hash(parts)
 
     return code
 
@@ -170,19 +171,14 @@ def get_ggml_files(wildcards=None):
 
 
 def get_ggml_steps(wildcards):
-    """Greedy steps of the validation: the model's decode_steps (the generate chain's)."""
-    from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS
-
+    """Steps of the file's validation (the family's ggml capability says how many)."""
     m = MODELS[wildcards.model]
-    return int(
-        m.options.get("decode_steps", m.config.get("decode_steps", DEFAULT_STEPS))
-    )
+    return get_family(m.family).ggml.steps(m)
 
 
 def get_ggml_tolerances(wildcards):
-    from ttskiln.families.tortoise_gpt.ggml import tolerances
-
-    return tolerances(MODELS[wildcards.model], wildcards.dtype)
+    m = MODELS[wildcards.model]
+    return get_family(m.family).ggml.tolerances(m, wildcards.dtype)
 
 
 def get_validations(wildcards=None):

@@ -98,7 +98,7 @@ rule trtllm_checkpoint:
     params:
         model=model_ref,
         settings=lambda w: MODELS[w.model].trtllm,
-        code=stage_code("ttskiln.families.f5tts.trtllm"),
+        code=stage_code(family="tensorrt_llm"),
     script:
         "../scripts/trtllm_checkpoint.py"
 
@@ -122,9 +122,7 @@ rule trtllm_engine:
     params:
         model=model_ref,
         settings=lambda w: MODELS[w.model].trtllm,
-        code=stage_code(
-            "ttskiln.families.f5tts.trtllm", "ttskiln.families.f5tts.trtllm_network"
-        ),
+        code=stage_code(family="tensorrt_llm"),
     script:
         "../scripts/trtllm_engine.py"
 
@@ -157,7 +155,7 @@ rule trtllm_synth:
         tolerances=lambda w: MODELS[w.model].tolerances_for("fp32"),
         bench=PLAN.benchmark,
         seed=PLAN.seed,
-        code=stage_code("ttskiln.chains", "ttskiln.families.f5tts.trtllm"),
+        code=stage_code("ttskiln.chains", family=("chain", "tensorrt_llm")),
     script:
         "../scripts/chain.py"
 

@@ -1,8 +1,8 @@
-# tortoise.cpp's model file for tortoise_gpt models with a `ggml` block (CPU).
+# ggml model files of models whose family has the ggml capability and that have a `ggml` block (CPU).
 
 
 rule ggml:
-    """The GPT-2 as the legacy ggml model file tortoise.cpp loads, with its provenance beside it."""
+    """The family's graph as a ggml model file (``Family.ggml``), with its provenance beside it."""
     input:
         checkpoint=get_checkpoint_input,
     output:
@@ -16,14 +16,14 @@ rule ggml:
         "../envs/cpu.yaml"
     params:
         model=model_ref,
-        code=stage_code("ttskiln.families.tortoise_gpt.ggml"),
+        code=stage_code(family="ggml"),
     script:
         "../scripts/ggml.py"
 
 
 rule validate_ggml:
-    """The file's tensors rebuilt into the GPT vs PyTorch from the checkpoint: greedy cached
-    generation and teacher-forced latents at one point."""
+    """The file's model against PyTorch from the checkpoint at one point (the capability's
+    ``validate``)."""
     input:
         artifact=rules.ggml.output.model,
         checkpoint=get_checkpoint_input,
@@ -41,7 +41,7 @@ rule validate_ggml:
         steps=get_ggml_steps,
         tolerances=get_ggml_tolerances,
         seed=PLAN.seed,
-        code=stage_code("ttskiln.families.tortoise_gpt.ggml", "ttskiln.validate"),
+        code=stage_code("ttskiln.validate", family="ggml"),
     script:
         "../scripts/validate_ggml.py"
 

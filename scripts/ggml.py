@@ -1,11 +1,10 @@
 from ttskiln.families import get_family
-from ttskiln.families.tortoise_gpt.ggml import convert
 from ttskiln.smk import job
 
 model = snakemake.params.model
 with job(snakemake.log[0], model["name"]):
     family = get_family(model["family"])
-    convert(
+    family.ggml.convert(
         family=family,
         checkpoint=model["checkpoint"],
         config=family.read_config(model["checkpoint"], dict(model["options"])),

@@ -1,12 +1,11 @@
 from ttskiln.families import get_family
-from ttskiln.families.tortoise_gpt.ggml import validate
 from ttskiln.smk import job
 
 w = snakemake.wildcards
 model = snakemake.params.model
 with job(snakemake.log[0], model["name"]):
     family = get_family(model["family"])
-    validate(
+    family.ggml.validate(
         family=family,
         checkpoint=model["checkpoint"],
         config=family.read_config(model["checkpoint"], dict(model["options"])),

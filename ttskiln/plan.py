@@ -87,7 +87,7 @@ class ModelPlan:
     #: TensorRT-LLM settings (dtype and engine limits) of a model whose family has that
     #: capability and whose entry has a ``trtllm`` block, or None.
     trtllm: dict[str, Any] | None = None
-    #: The ggml model file of a tortoise_gpt model (``{"dtypes": [...]}``), or None.
+    #: The ggml model file (``{"dtypes": [...]}``) of a family with that capability, or None.
     ggml: dict[str, Any] | None = None
     #: CPU backends beside ONNX Runtime (canonical names of ``ttskiln.runners.BACKENDS``).
     backends: tuple[str, ...] = ()
@@ -510,14 +510,16 @@ def _trtllm(family: str, entry: dict[str, Any], config: dict[str, Any], points: 
 
 
 def _ggml(family: str, entry: dict[str, Any]) -> dict[str, Any] | None:
-    """``ggml: {dtype: float32 | float16 | [both]}``: the tortoise.cpp model file, or None."""
+    """The entry's ``ggml`` block (``dtype``: one or a list), checked by the family's ggml
+    capability, or None."""
     if entry.get("ggml") is None:
         return None
-    if family != "tortoise_gpt":
-        raise ConfigError(f"ggml: the ggml model file is for tortoise_gpt models (tortoise.cpp's GPT-2); this model is {family}")
-    dtype = entry["ggml"].get("dtype", "float32")
-    dtypes = [dtype] if isinstance(dtype, str) else list(dtype)
-    return {"dtypes": dtypes}
+    capability = get_family(family).ggml
+    if capability is None:
+        able = [f for f in FAMILIES.values() if f.ggml is not None]
+        which = " or ".join(f"{f.name} models ({f.ggml.graph})" for f in able) or "no family here"
+        raise ConfigError(f"ggml: the ggml model file is for {which}; this model is {family}")
+    return capability.check(dict(entry["ggml"]))
 
 
 def _time_units(info: ModelInfo, seconds: float) -> int:

@@ -19,8 +19,3 @@ def get_family(name: str) -> Family:
         return FAMILIES[name]
     except KeyError:
         raise ConfigError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
-
-
-def family_module(name: str) -> str:
-    """The dotted module that implements a family (its code hash covers what it imports)."""
-    return type(get_family(name)).__module__

@@ -204,6 +204,45 @@ class TensorRTLLM(ABC):
         the parts that stay on the host)."""
 
 
+class GGML(ABC):
+    """Optional capability: one of the family's graphs written as a ggml model file (the
+    format of a C/C++ runtime) and validated against PyTorch from the checkpoint.
+
+    A family that has it sets ``Family.ggml`` to an instance; a model entry of such a family
+    may then carry a ``ggml`` block (``dtype``: one or a list). The pipeline writes one file
+    per dtype (``convert``) and validates it at every profile point (``validate``)."""
+
+    #: What the file holds, for messages (e.g. "a C++ runtime's GPT-2").
+    graph: ClassVar[str]
+    #: The modules the conversion and the validation run (what their code hash covers).
+    modules: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The entry's ``ggml`` block (its dtypes checked by the schema) as the settings the
+        rules read: ``{"dtypes": [...]}``."""
+        dtype = settings.get("dtype", "float32")
+        return {"dtypes": [dtype] if isinstance(dtype, str) else list(dtype)}
+
+    @abstractmethod
+    def convert(self, *, family: "Family", checkpoint: str, config: dict[str, Any], dtype: str, output: str,
+                meta_output: str) -> dict[str, Any]:
+        """Write the model file (``output``) and what it was made from (``meta_output``)."""
+
+    @abstractmethod
+    def validate(self, *, family: "Family", checkpoint: str, config: dict[str, Any], artifact: str, dtype: str,
+                 sizes: dict[str, int], steps: int, tolerances: dict[str, float], seed: int, output: str,
+                 labels: dict[str, str]) -> dict[str, Any]:
+        """Compare the file's model with PyTorch at one point; write and return the record."""
+
+    @abstractmethod
+    def tolerances(self, model: Any, dtype: str) -> dict[str, float]:
+        """A model plan's limits for the file of ``dtype``."""
+
+    @abstractmethod
+    def steps(self, model: Any) -> int:
+        """How many steps the validation runs for a model plan."""
+
+
 @dataclass(frozen=True)
 class Command:
     """A ``python -m ttskiln`` subcommand a family registers (see ``Family.commands``).
@@ -290,16 +329,24 @@ class Family(ABC):
     #: ``python -m ttskiln``, or None. Named, not imported: command-line code is no stage's
     #: code, so it stays out of the family's code hash.
     command_module: ClassVar[str | None] = None
+    #: The ggml model file of one of the family's graphs, or None (see ``GGML``).
+    ggml: ClassVar[GGML | None] = None
+    #: The modules the family's chains run that no model stage does (what ``run_chain``
+    #: imports): the chain stage's code hash starts at them, the model stages' stops there.
+    chain_modules: ClassVar[tuple[str, ...]] = ()
+    #: The modules only upstream parity runs (``parity``): no stage's code.
+    parity_modules: ClassVar[tuple[str, ...]] = ()
 
     @property
     def capabilities(self) -> frozenset[str]:
         """The optional capabilities this family declares: ``parity``, ``tensorrt_llm``,
-        ``links``, ``commands``."""
+        ``links``, ``commands``, ``ggml``."""
         declared = {
             "parity": self.parity_mode is not None,
             "tensorrt_llm": self.tensorrt_llm is not None,
             "links": bool(self.link_families),
             "commands": bool(self.commands()),
+            "ggml": self.ggml is not None,
         }
         return frozenset(name for name, present in declared.items() if present)
 
@@ -311,6 +358,40 @@ class Family(ABC):
         if role not in self.link_families:
             raise ConfigError(f"{self.name} links no {role!r} model; its links: {sorted(self.link_families)}")
         return get_family(self.link_families[role])
+
+    # -- the code a stage runs (cache keys) -----------------------------------------------------
+    def side_modules(self) -> dict[str, tuple[str, ...]]:
+        """The family's modules that are no model code, by what runs them: ``chain``,
+        ``parity``, ``commands``, ``tensorrt_llm``, ``ggml``. Only the family's own module
+        (its dispatching methods) may import them, inside the methods that use them."""
+        return {
+            "chain": tuple(self.chain_modules),
+            "parity": tuple(self.parity_modules),
+            "commands": (self.command_module,) if self.command_module else (),
+            "tensorrt_llm": tuple(self.tensorrt_llm.modules) if self.tensorrt_llm else (),
+            "ggml": tuple(self.ggml.modules) if self.ggml else (),
+        }
+
+    def code_parts(self, *kinds: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The family code a stage runs, as ``ttskiln.fingerprint.parts_hash`` parts (modules
+        to walk from, modules the walk stops at). ``model`` (export, reference, benchmarks,
+        synthetic checkpoints): the family's module and its imports, stopping at every side
+        module (``side_modules``); ``chain``, ``tensorrt_llm``, ``ggml``: that code and the
+        side modules of that kind, and for ``chain`` the model code of every family a chain
+        links (a linked vocoder's code changes the chain's result)."""
+        side = self.side_modules()
+        unknown = sorted(set(kinds) - {"model", *side})
+        if unknown:
+            raise ValueError(f"no family code kind {unknown}; kinds: {['model', *side]}")
+        parts = []
+        for kind in kinds or ("model",):
+            roots = (type(self).__module__, *side.get(kind, ()))
+            stops = tuple(sorted(m for other, names in side.items() if other != kind for m in names))
+            parts.append((roots, stops))
+        if "chain" in kinds:
+            for role in sorted(self.link_families):
+                parts += self.linked_family(role).code_parts("model")
+        return parts
 
     def commands(self) -> list[Command]:
         """The ``python -m ttskiln`` subcommands this family adds: ``COMMANDS`` of its

@@ -140,6 +140,10 @@ class F5TTSFamily(Family):
     parity_mode = "host"
     command_module = "ttskiln.families.f5tts.commands"
     tensorrt_llm = F5TensorRTLLM()
+    #: The synth chain's modules (``chain.py`` names them all, with the command line's).
+    chain_modules = (
+        "ttskiln.families.f5tts.chain_inputs", "ttskiln.families.f5tts.request", "ttskiln.families.f5tts.chain_job")
+    parity_modules = ("ttskiln.families.f5tts.parity",)
     #: Architecture options, then the synth chain's (``chain.py``: a linked Vocos model, the
     #: largest total duration in frames, the texts it speaks).
     option_specs = {
@@ -336,7 +340,8 @@ class F5TTSFamily(Family):
 
     def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
         """``synth`` (text -> waveform, ``chain.py``) when a vocoder is linked."""
-        from ttskiln.families.f5tts.chain import CHAIN, max_frames_option
+        from ttskiln.families.f5tts.chain_inputs import CHAIN
+        from ttskiln.families.f5tts.request import max_frames_option
 
         if not self.links(options):
             return []
@@ -351,8 +356,8 @@ class F5TTSFamily(Family):
                    points: list[Any], checkpoint: Path | None) -> None:
         """The synth chain's limits: every point's frames within ``options.max_frames`` and
         long enough for a reference, and the chain texts spelt with the model's vocab.txt."""
-        from ttskiln.families.f5tts.chain import (
-            DEFAULT_MAX_FRAMES, chain_layout, chain_texts, check_chain_fit, fitted_chain_texts, max_frames_option)
+        from ttskiln.families.f5tts.chain_inputs import chain_layout, chain_texts, check_chain_fit, fitted_chain_texts
+        from ttskiln.families.f5tts.request import DEFAULT_MAX_FRAMES, max_frames_option
         from ttskiln.families.f5tts.config import F5Config
         from ttskiln.families.f5tts.vocab import synthetic_tokens
 
@@ -389,7 +394,7 @@ class F5TTSFamily(Family):
     def run_chain(self, job: ChainJob) -> list[dict[str, Any]]:
         """ONNX DiT + ONNX Vocos against PyTorch DiT + PyTorch Vocos from the same noise:
         drift rows (final mel, waveform), per-step DiT latency, end-to-end RTF at NFE 16/32."""
-        from ttskiln.families.f5tts.chain import run_chain_job
+        from ttskiln.families.f5tts.chain_job import run_chain_job
 
         return run_chain_job(job, self.default_tolerances)
 

@@ -15,7 +15,7 @@ from ttskiln.audio_io import read_audio
 from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.f5tts.config import F5Config
 from ttskiln.families.f5tts.request import MIN_REF_FRAMES, split_texts, text_ids
-from ttskiln.families.f5tts.vocab import char_tokens, prompt_text
+from ttskiln.families.f5tts.vocab import CHAIN_SPEECH_REF_TEXT, CHAIN_SPEECH_TEXTS, char_tokens, prompt_text
 
 CHAIN = "synth"
 
@@ -29,20 +29,8 @@ CHAIN_TOLERANCES: dict[str, dict[str, float]] = {
     "mel": {"max_abs_err": 1e-2, "cosine": 0.9999, "snr_db": 40.0},
     "wave": {"max_abs_err": 1e-2, "cosine": 0.999, "snr_db": 30.0, "mrstft": 0.05, "logmel_l1": 0.02},
 }
-#: Default texts of the chain job (``options.reference_text`` and ``options.chain_texts``
-#: replace them): one Chinese, one English and one mixed sentence, and a text long enough to
-#: need two batches at the demo's point (256 frames: a 0.91 s reference saying "Hello." gives
-#: upstream's budget of 162 bytes). A released vocab.txt holds their tokens, and so does the
-#: synthetic one of the released size (``vocab.synthetic_tokens``).
-CHAIN_SPEECH_REF_TEXT = "Hello."
-CHAIN_SPEECH_TEXTS = (
-    "今天天气很好，我们一起去公园散步吧。",
-    "The quick brown fox jumps over the lazy dog.",
-    "我昨天用iPhone拍了一张照片，效果非常好。",
-    "Speech synthesis turns written words into sound. A long passage is cut at the ends of its sentences "
-    "into batches that fit the reference; each batch is spoken on its own, and the pieces are joined with a short "
-    "cross-fade.",
-)
+# The default texts of the chain job live with the vocabulary that spells them (``vocab``):
+# a synthetic checkpoint's vocabulary is made from them, without running chain code.
 #: Within the tiny synthetic vocabulary (" " and ASCII 33..71: punctuation, digits, A-G), the
 #: defaults of a vocabulary without the ones above. For a vocabulary without these either,
 #: ``chain_texts`` draws words from its own characters.

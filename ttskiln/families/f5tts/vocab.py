@@ -50,6 +50,21 @@ def write_vocab(tokens: Sequence[str], path: str | Path) -> None:
             fh.write(token + "\n")
 
 
+#: Default texts of the chain job (``options.reference_text`` and ``options.chain_texts``
+#: replace them): one Chinese, one English and one mixed sentence, and a text long enough to
+#: need two batches at the demo's point (256 frames: a 0.91 s reference saying "Hello." gives
+#: upstream's budget of 162 bytes). A released vocab.txt holds their tokens, and so does the
+#: synthetic one of the released size (``vocab.synthetic_tokens``).
+CHAIN_SPEECH_REF_TEXT = "Hello."
+CHAIN_SPEECH_TEXTS = (
+    "今天天气很好，我们一起去公园散步吧。",
+    "The quick brown fox jumps over the lazy dog.",
+    "我昨天用iPhone拍了一张照片，效果非常好。",
+    "Speech synthesis turns written words into sound. A long passage is cut at the ends of its sentences "
+    "into batches that fit the reference; each batch is spoken on its own, and the pieces are joined with a short "
+    "cross-fade.",
+)
+
 def synthetic_tokens(count: int) -> list[str]:
     """``count`` distinct tokens laid out like a released vocabulary: the space first, then
     printable ASCII, then the TONE3 pinyin syllables the chain's default texts read (so a
@@ -58,8 +73,6 @@ def synthetic_tokens(count: int) -> list[str]:
         raise CheckpointError(f"a vocabulary needs at least one token, got {count}")
     tokens = [" "] + [chr(c) for c in range(33, 127)]
     if count > len(tokens):
-        from ttskiln.families.f5tts.chain import CHAIN_SPEECH_TEXTS, CHAIN_SPEECH_REF_TEXT
-
         for text in (CHAIN_SPEECH_REF_TEXT, *CHAIN_SPEECH_TEXTS):
             for token in char_tokens(text):
                 if token not in tokens:

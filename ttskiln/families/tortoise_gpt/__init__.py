@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError, InputError
-from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, TensorSpec
+from ttskiln.families.base import GGML, ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, TensorSpec
 from ttskiln.families.tortoise_gpt.config import (
     PRESETS,
     SAMPLE_RATE,
@@ -71,10 +71,42 @@ IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 TRACE_SIZES = {"batch": 2, "tokens": 7}
 
 
+class TortoiseGGML(GGML):
+    """The GPT-2 as the legacy ggml model file tortoise.cpp loads (``ggml.py``), validated by
+    greedy cached generation and teacher-forced latents against PyTorch."""
+
+    graph = "tortoise.cpp's GPT-2"
+    modules = ("ttskiln.families.tortoise_gpt.ggml",)
+
+    def convert(self, **kwargs: Any) -> dict[str, Any]:
+        from ttskiln.families.tortoise_gpt.ggml import convert
+
+        return convert(**kwargs)
+
+    def validate(self, **kwargs: Any) -> dict[str, Any]:
+        from ttskiln.families.tortoise_gpt.ggml import validate
+
+        return validate(**kwargs)
+
+    def tolerances(self, model: Any, dtype: str) -> dict[str, float]:
+        from ttskiln.families.tortoise_gpt.ggml import tolerances
+
+        return tolerances(model, dtype)
+
+    def steps(self, model: Any) -> int:
+        """The model's ``decode_steps`` (the generate chain's)."""
+        from ttskiln.families.tortoise_gpt.chain import DEFAULT_STEPS
+
+        return int(model.options.get("decode_steps", model.config.get("decode_steps", DEFAULT_STEPS)))
+
+
 class TortoiseGPTFamily(Family):
     name = "tortoise_gpt"
     parity_mode = "host"
     command_module = "ttskiln.families.tortoise_gpt.commands"
+    ggml = TortoiseGGML()
+    chain_modules = ("ttskiln.families.tortoise_gpt.chain",)
+    parity_modules = ("ttskiln.families.tortoise_gpt.parity",)
     option_specs = {"preset": Option(str, checkpoint_only=True), "unified_voice": Option(dict, checkpoint_only=True),
                     "weights": Option(str, checkpoint_only=True), "decode_steps": Option(int, 1),
                     "chain_texts": Option(list, item=str), "tokenizer": Option(str)}

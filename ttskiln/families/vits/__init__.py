@@ -74,6 +74,8 @@ class VitsFamily(Family):
     name = "vits"
     parity_mode = "host"
     command_module = "ttskiln.families.vits.commands"
+    chain_modules = ("ttskiln.families.vits.chain",)
+    parity_modules = ("ttskiln.families.vits.parity",)
     # Convolutions throughout: static QDQ int8 (dynamic int8 would quantize nothing).
     int8_defaults = STATIC_INT8
     option_specs = {"max_tokens": Option(int, 1), "speaker_encoder": Option(bool), "reference_wav": Option(str),
