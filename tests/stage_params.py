@@ -4,9 +4,10 @@ Run in a copy of the workflow (``PYTHONPATH`` at the copy, so its ``ttskiln`` is
 
     python stage_params.py SNAKEFILE WORKDIR CONFIGFILE EDITS.json OUT.json
 
-``EDITS.json`` lists files (relative to the copy) to edit one at a time: each gets a comment
-appended, the DAG is built again, and the file is restored. ``OUT.json`` maps ``"base"`` and each
-edited file to ``{job: params}`` (a job is ``rule output``). Snakemake reruns a job whose params
+``EDITS.json`` lists edits, each a file (relative to the copy) or a list of files edited
+together: each file gets a comment appended, the DAG is built again, and the files are restored.
+``OUT.json`` maps ``"base"`` and each edit (its files joined by ``+``) to ``{job: params}`` (a
+job is ``rule output``). Snakemake reruns a job whose params
 changed (``--rerun-triggers params``), so comparing these maps is comparing dry-run job lists of
 a built pipeline, without building it.
 """
@@ -46,14 +47,16 @@ def job_params(snakefile: Path, workdir: Path, configfile: Path) -> dict[str, st
 def main(snakefile: str, workdir: str, configfile: str, edits: str, out: str) -> None:
     snakefile_path, root = Path(snakefile).resolve(), Path(snakefile).resolve().parent
     result = {"base": job_params(snakefile_path, Path(workdir), Path(configfile))}
-    for name in json.loads(Path(edits).read_text()):
-        path = root / name
-        original = path.read_bytes()
+    for entry in json.loads(Path(edits).read_text()):
+        names = [entry] if isinstance(entry, str) else list(entry)
+        originals = {name: (root / name).read_bytes() for name in names}
         try:
-            path.write_bytes(original + b"\n# an edit\n")
-            result[name] = job_params(snakefile_path, Path(workdir), Path(configfile))
+            for name, original in originals.items():
+                (root / name).write_bytes(original + b"\n# an edit\n")
+            result["+".join(names)] = job_params(snakefile_path, Path(workdir), Path(configfile))
         finally:
-            path.write_bytes(original)
+            for name, original in originals.items():
+                (root / name).write_bytes(original)
     Path(out).write_text(json.dumps(result))
 
 
