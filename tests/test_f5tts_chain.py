@@ -247,7 +247,14 @@ def test_chain_job_over_a_trtllm_engine_folder(tiny, tmp_path, monkeypatch):
     engine.mkdir()
     converted, weights = trtllm.read_checkpoint(ckpt)
     (engine / "config.json").write_text(json_.dumps({"pretrained_config": converted, "build_config": {}}))
-    monkeypatch.setattr(trtllm, "trtllm_runner", lambda path, text: reference_runner(converted, weights, text))
+    # The chain runs the engine through the family's declared capability (its ``runner``).
+    opened = []
+
+    def runner(self, engine_dir, model):
+        opened.append(Path(engine_dir))
+        return reference_runner(converted, weights, model.text_embed)
+
+    monkeypatch.setattr(type(F5.tensorrt_llm), "runner", runner)
     job = ChainJob(
         model="f5", chain="synth", point="p", sizes={"batch": 2, "frames": 40}, checkpoint=tiny["f5"], config=config,
         options={"vocoder": "voc"}, artifacts={"dit": str(tiny["dit"]), "trtllm_engine": str(engine)},
@@ -256,6 +263,7 @@ def test_chain_job_over_a_trtllm_engine_folder(tiny, tmp_path, monkeypatch):
         tolerances=dict(F5.default_tolerances), bench=dict(FAST_BENCH), seed=0, directory=tmp_path,
     )
     rows = F5.run_chain(job)
+    assert opened == [engine]
     assert {r["backend"] for r in rows} == {"tensorrt-llm"}
     assert [r["variant"] for r in rows] == ["fp16-mel", "fp16", "fp16-step", "fp16-nfe16", "fp16-nfe32"]
     checks = rows[:2]

@@ -15,6 +15,7 @@ from ttskiln.errors import TtskilnError, one_line
 from ttskiln.families import get_family
 from ttskiln.families.base import ChainJob
 from ttskiln.rows import ROWS_FILE, error_row
+from ttskiln.runners import label
 
 
 
@@ -62,7 +63,7 @@ def run_chain(
         traceback.print_exc()
         reason = one_line(exc) if isinstance(exc, TtskilnError) else f"{type(exc).__name__}: {one_line(exc)}"
         print(f"ttskiln verdict: chain {chain} at point {point}: FAIL: {reason}")
-        rows = [error_row(variant="fp32", backend="onnxruntime-cpu", error=reason,
+        rows = [error_row(variant="fp32", backend=label("ort-cpu"), error=reason,
                           failure=f"chain cannot run: {reason}").to_dict()]
     for row in rows:
         row.setdefault("model", model)

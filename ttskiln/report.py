@@ -220,7 +220,7 @@ def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -
     for group in groups.values():
         # Chain rows time different things per variant (one step, a whole run): not comparable.
         eligible = [r for r in group if r.get("p50_ms") and not r.get("chain")
-                    and (r["passed"] is True or r["backend"] == "pytorch-eager")]
+                    and (r["passed"] is True or r["backend"] == REFERENCE_BACKEND)]
         # The star needs a win beyond noise over every other eligible row (a bootstrap interval of
         # the ratio of medians wholly below 1); where none wins so, nothing is starred.
         for row in eligible:

@@ -33,11 +33,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ttskiln.runners import label
+
 #: The file a chain job writes its rows into (``ttskiln.chains``; the report reads it).
 ROWS_FILE = "rows.json"
 
-#: The backend every speedup is measured against; its rows are the reference (no verdict).
-REFERENCE_BACKEND = "pytorch-eager"
+#: The backend every speedup is measured against (its label in ``ttskiln.runners.BACKENDS``);
+#: its rows are the reference (no verdict).
+REFERENCE_BACKEND = label("torch")
 ACCURACY_METRICS = ("max_abs_err", "mse", "cosine", "snr_db", "mrstft", "logmel_l1")
 LATENCY_FIELDS = ("p50_ms", "p90_ms", "p99_ms")
 IDENTITY_FIELDS = ("model", "component", "variant", "backend", "point", "artifact")

@@ -148,8 +148,8 @@ class TorchRunner(Runner):
     in ``keep`` (a KV cache, say), which stay tensors."""
 
     def __init__(self, module: Callable[..., Any], input_names: Sequence[str], output_names: Sequence[str],
-                 *, threads: int | None = None, keep: Iterable[str] = (), name: str = "pytorch-eager") -> None:
-        super().__init__(name)
+                 *, threads: int | None = None, keep: Iterable[str] = (), name: str | None = None) -> None:
+        super().__init__(name or label("torch"))
         self.module, self.input_names, self.output_names = module, list(input_names), list(output_names)
         self.threads, self.keep = threads, set(keep)
 
@@ -266,7 +266,7 @@ class OpenVinoRunner(Runner):
                  name: str | None = None) -> None:
         if precision not in self.HINTS:
             raise ConfigError(f"OpenVINO precision {precision!r}: one of {', '.join(self.HINTS)}")
-        super().__init__(name or ("openvino-cpu" if precision == "fp32" else f"openvino-cpu-{precision}"))
+        super().__init__(name or next(b.label for b in BACKENDS.values() if b.kind == "openvino" and b.precision == precision))
         self.model, self.precision, self.threads = str(model), precision, threads
         self.request: Any = None
 
@@ -299,8 +299,8 @@ class TrtRunner(Runner):
     """A serialized TensorRT engine, run by Polygraphy's ``TrtRunner`` (it handles shapes,
     profiles and device buffers; this class only adds the lazy import and the interface)."""
 
-    def __init__(self, engine: str | Path, name: str = "tensorrt") -> None:
-        super().__init__(name)
+    def __init__(self, engine: str | Path, name: str | None = None) -> None:
+        super().__init__(name or label("trt"))
         self.engine = str(engine)
         self.inner: Any = None
 
@@ -328,8 +328,8 @@ class TrtllmRunner(Runner):
     runtime ``Session``: inputs cast to the engine's tensor types on the GPU, output shapes
     from the engine's shape inference, ``outputs`` back to the host as float32/int numpy."""
 
-    def __init__(self, engine: str | Path, outputs: Sequence[str], name: str = "tensorrt-llm") -> None:
-        super().__init__(name)
+    def __init__(self, engine: str | Path, outputs: Sequence[str], name: str | None = None) -> None:
+        super().__init__(name or label("trtllm"))
         path = Path(engine)
         self.engine = path / "rank0.engine" if path.is_dir() else path
         self.outputs = list(outputs)

@@ -16,10 +16,11 @@ import shlex
 from collections import defaultdict
 from typing import Any
 
+from ttskiln.rows import REFERENCE_BACKEND
 from ttskiln.stats import beyond_noise, median_ratio_ci
 
 DEFAULT_POLICY: dict[str, Any] = {"objective": "latency", "max_mrstft": None, "min_snr_db": None, "min_speedup": None}
-TORCH = "pytorch-eager"
+TORCH = REFERENCE_BACKEND
 #: Most accurate first: the order the recommendation prefers among artifacts within noise.
 VARIANT_ORDER = ("fp32", "fp16", "int8")
 

@@ -25,9 +25,11 @@ from ttskiln.families.f5tts.sampler import initial_noise
 from ttskiln.families.f5tts.synthesis import (
     VOCODER_COMPONENT, VOCODER_ROLE, Synthesis, check_vocoder, onnx_vocoder, synthesize, torch_vocoder, vocoder_family,
 )
-from ttskiln.rows import accuracy_row, latency_row
+from ttskiln.rows import REFERENCE_BACKEND, accuracy_row, latency_row
+from ttskiln.runners import label
 
-TRTLLM_BACKEND = "tensorrt-llm"
+TRTLLM_BACKEND = label("trtllm")
+ORT_BACKEND = label("ort-cpu")
 TRTLLM_ARTIFACT = "trtllm_engine"
 _DTYPE_VARIANT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 VALIDATION_STEPS = 32
@@ -75,14 +77,14 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
     model = fam.load(job.checkpoint, job.config)
     engine = job.artifacts.get(TRTLLM_ARTIFACT)
     if engine:
-        from ttskiln.families.f5tts.trtllm import engine_dtype, trtllm_runner
+        from ttskiln.families.f5tts.trtllm import engine_dtype
 
         primary, precision = TRTLLM_BACKEND, _DTYPE_VARIANT[engine_dtype(engine)]
-        dit_runner = trtllm_runner(engine, model.text_embed)
+        dit_runner = fam.tensorrt_llm.runner(engine, model)  # the family's declared capability
     else:
-        primary, precision = "onnxruntime-cpu", "fp32"
+        primary, precision = ORT_BACKEND, "fp32"
         dit_runner = onnx_runner(ort_session(job.artifacts["dit"], threads))
-    runners = {primary: dit_runner, "pytorch-eager": torch_runner(model)}
+    runners = {primary: dit_runner, REFERENCE_BACKEND: torch_runner(model)}
     captured: dict[str, dict[str, np.ndarray]] = {}
 
     def capture(run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -92,7 +94,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
         return wrapped
 
     velocities = {name: DitVelocity(dims, capture(run)) for name, run in runners.items()}
-    vocoders = {primary: ort_voc, "pytorch-eager": torch_voc}
+    vocoders = {primary: ort_voc, REFERENCE_BACKEND: torch_voc}
     vocab = fam.vocab(job.checkpoint, job.config)
     ref_text, gen_texts = fitted_chain_texts(job.options, vocab, frames)
     reference, ref_info = chain_reference(job.options, ref_len, cfg, job.seed)
@@ -112,7 +114,7 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
                           max_frames=max_frames)
 
     ort_outs = [run(primary, VALIDATION_STEPS, g) for g in range(len(groups))]   # also the warm-up of both backends
-    torch_outs = [run("pytorch-eager", VALIDATION_STEPS, g) for g in range(len(groups))]
+    torch_outs = [run(REFERENCE_BACKEND, VALIDATION_STEPS, g) for g in range(len(groups))]
     ort_out = Synthesis(mel=np.concatenate([o.mel for o in ort_outs]), audio=[a for o in ort_outs for a in o.audio],
                         durations=np.concatenate([o.durations for o in ort_outs]))
     torch_out = Synthesis(mel=np.concatenate([o.mel for o in torch_outs]), audio=[a for o in torch_outs for a in o.audio],
@@ -145,10 +147,10 @@ def run_chain_job(job: Any, family_defaults: dict[str, float]) -> list[dict[str,
         lat = {name: time_calls(lambda n=name: run(n, nfe), 0, e2e_runs) for name in runners}
         timed[f"{precision}-nfe{nfe}"] = (lat, nfe)
     for variant, (lat, nfe) in timed.items():
-        for backend in ((primary,) if engine else ("pytorch-eager", primary)):
+        for backend in ((primary,) if engine else (REFERENCE_BACKEND, primary)):
             # A step row times one velocity call: no audio of its own, so no real-time factor.
             out.append(latency_row(component=CHAIN, variant=variant, backend=backend, timing=lat[backend],
-                                   reference_ms=lat["pytorch-eager"]["p50_ms"], audio_seconds=seconds if nfe else None,
+                                   reference_ms=lat[REFERENCE_BACKEND]["p50_ms"], audio_seconds=seconds if nfe else None,
                                    **{**facts, "nfe": nfe}).to_dict())
     return out
 

@@ -128,10 +128,10 @@ def synth_cli(
         elif backend == "trtllm":
             from ttskiln.families.f5tts.backends import DitVelocity
             from ttskiln.families.f5tts.host import HostDims
-            from ttskiln.families.f5tts.trtllm import require_trtllm, trtllm_runner
+            from ttskiln.families.f5tts.trtllm import require_trtllm
 
             require_trtllm()  # before loading anything
-            velocity = DitVelocity(HostDims.of(cfg), trtllm_runner(trtllm_engine, fam.load(checkpoint, config).text_embed))
+            velocity = DitVelocity(HostDims.of(cfg), fam.tensorrt_llm.runner(Path(trtllm_engine), fam.load(checkpoint, config)))
             voc = onnx_vocoder(vocoder_onnx, threads) if vocoder_onnx else torch_vocoder(vocoder)[0]
         else:
             if threads:

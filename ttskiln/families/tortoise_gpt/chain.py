@@ -37,11 +37,12 @@ from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.base import ChainJob, shortest_fit
 from ttskiln.families.tortoise_gpt.config import SAMPLE_RATE, TortoiseConfig
 from ttskiln.families.tortoise_gpt.generate import generated_position
-from ttskiln.rows import accuracy_row, latency_row
+from ttskiln.rows import REFERENCE_BACKEND, accuracy_row, latency_row
+from ttskiln.runners import label
 
 DEFAULT_STEPS = 16
-ORT_BACKEND = "onnxruntime-cpu"
-TORCH_BACKEND = "pytorch-eager"
+ORT_BACKEND = label("ort-cpu")
+TORCH_BACKEND = REFERENCE_BACKEND
 #: What the chain says when ``options.chain_texts`` is not given (28 ids + the pad: 29 tokens).
 DEFAULT_TEXTS = ("hello world, this is a test.",)
 

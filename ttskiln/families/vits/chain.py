@@ -40,7 +40,10 @@ import numpy as np
 
 from ttskiln.errors import ConfigError, InputError
 from ttskiln.families.base import ChainJob, shortest_fit
-from ttskiln.rows import latency_row
+from ttskiln.rows import REFERENCE_BACKEND, latency_row
+from ttskiln.runners import label
+
+ORT_BACKEND = label("ort-cpu")
 
 NOISE_SCALE = 0.667
 NOISE_SCALE_DP = 0.8
@@ -201,8 +204,8 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     threads = int(job.bench.get("threads", 2))
     set_torch_threads(threads)
     model = family.load(job.checkpoint, config)
-    backends = {"pytorch-eager": torch_backend(family, model, info),
-                "onnxruntime-cpu": onnx_backend(job.artifacts, info, threads)}
+    backends = {REFERENCE_BACKEND: torch_backend(family, model, info),
+                ORT_BACKEND: onnx_backend(job.artifacts, info, threads)}
     batch = int(job.sizes.get("batch", 1))
     reqs = [text_request(ids, batch, dims, lang, job.seed + 7919 * k) for k, ids in enumerate(ids_list)]
     reference_wav = None
@@ -232,8 +235,8 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
             outs.append(out)
         return outs
 
-    refs = call("pytorch-eager")
-    gots = call("onnxruntime-cpu")
+    refs = call(REFERENCE_BACKEND)
+    gots = call(ORT_BACKEND)
     tolerances = {**family.default_tolerances, **family.chain_tolerances, **job.tolerances}
     drift: dict[str, float | None] = {}
     for name in (n for n in BOUNDARIES if n in refs[0]):
@@ -268,7 +271,7 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
     warmup, repeats = int(job.bench.get("warmup", 3)), int(job.bench.get("repeats", 20))
     seconds = float(sum(g["waveform"].size for g in gots)) / info.sample_rate
     timing = {backend: time_calls(lambda b=backend: call(b), warmup, repeats) for backend in backends}
-    base = timing["pytorch-eager"]["p50_ms"]
+    base = timing[REFERENCE_BACKEND]["p50_ms"]
     rows = []
     for backend, t in timing.items():
         row = latency_row(
@@ -277,7 +280,7 @@ def run_tts_chain(family: Any, job: ChainJob) -> list[dict[str, Any]]:
             shape={"tokens": [list(r["tokens"].shape) for r in reqs], "z": [list(g["z"].shape) for g in gots],
                    "audio": [list(g["waveform"].shape) for g in gots]},
         )
-        if backend == "onnxruntime-cpu":
+        if backend == ORT_BACKEND:
             row = row.with_accuracy(metrics, problems)
             row.audio = str(wav)
             row.extra["boundary_max_abs_err"] = drift
