@@ -17,29 +17,10 @@ from ttskiln.onnx_export import (  # noqa: F401  (re-exported: the stage's publi
     export_module,
     finish_onnx,
 )
-from ttskiln.onnx_io import EXTERNAL_DATA_BYTES
+from ttskiln.onnx_io import EXTERNAL_DATA_BYTES  # noqa: F401  (re-exported)
 
 
-def export_component(
-    *,
-    family: str,
-    checkpoint: str,
-    options: dict[str, Any],
-    component: str,
-    opset: int,
-    output: str,
-    exporter: str = "dynamo",
-    metadata: dict[str, str] | None = None,
-    external_data_bytes: int = EXTERNAL_DATA_BYTES,
-) -> None:
-    export_family_component(
-        get_family(family),
-        checkpoint=checkpoint,
-        options=options,
-        component=component,
-        opset=opset,
-        output=output,
-        exporter=exporter,
-        metadata=metadata,
-        external_data_bytes=external_data_bytes,
-    )
+def export_component(*, family: str, **kwargs: Any) -> None:
+    """The export stage: ``export_family_component`` for the registry's family named ``family``
+    (the other keyword arguments are that function's)."""
+    export_family_component(get_family(family), **kwargs)
