@@ -1,0 +1,107 @@
+"""Planning stays light: ``build_plan`` imports no torch, onnx or onnxruntime, and what it
+computes without them (parameter counts, ONNX Runtime's providers, precision defaults) agrees
+with what those libraries say."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from ttskiln.families import FAMILIES, get_family
+
+VITS = get_family("vits")
+HEAVY = ("torch", "onnx", "onnxruntime")
+
+
+def test_planning_the_demo_imports_no_heavy_library(tmp_path):
+    """Every family (the demo config has one model of each) is planned, checks included."""
+    script = f"""
+import json, sys
+from pathlib import Path
+import yaml
+from ttskiln.plan import build_plan
+plan = build_plan(yaml.safe_load(open({str(REPO / "config" / "config.yaml")!r})), Path({str(tmp_path)!r}))
+print(json.dumps({{"families": sorted({{m.family for m in plan.models.values()}}),
+                  "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["families"] == sorted(FAMILIES)
+    assert result["heavy"] == []
+
+
+def _vits_cases():
+    for preset in ("tiny", "demo"):
+        yield preset, {}
+        yield preset, {"speakers": "embedding"}
+        yield preset, {"speakers": "none", "languages": ()}
+        yield preset, {"resblock_type": "1"}
+
+
+@pytest.mark.parametrize(("preset", "overrides"), list(_vits_cases()))
+def test_vits_parameter_counts_match_the_modules(preset, overrides):
+    import torch
+
+    from ttskiln.families.vits.modules import Vits
+    from ttskiln.families.vits.speaker import ResNetSpeakerEncoder
+
+    config = VITS.synthetic_config(preset, overrides)
+    summary = VITS.describe(config).summary
+    with torch.device("meta"):
+        model = Vits(VITS.config(config))
+    assert summary["parameters"] == sum(p.numel() for p in model.parameters())
+    encoder = VITS.speaker_encoder_config(config)
+    assert ("speaker_encoder" in summary) == (encoder is not None)
+    if encoder is not None:
+        with torch.device("meta"):
+            counted = sum(p.numel() for p in ResNetSpeakerEncoder(encoder).parameters())
+        assert summary["speaker_encoder"]["parameters"] == counted
+
+
+def test_vits_speaker_encoder_count_follows_its_layout():
+    """SAP pooling and other widths (a released encoder's layout is read from its weights)."""
+    import dataclasses
+
+    import torch
+
+    from ttskiln.families.vits.speaker import ResNetSpeakerEncoder
+    from ttskiln.families.vits.speaker_config import parameter_count
+
+    base = VITS.speaker_encoder_config(VITS.synthetic_config("tiny", {}))
+    for changes in ({"encoder_type": "SAP"}, {"layers": (2, 1, 3, 1), "filters": (8, 16, 16, 32)}, {"n_mels": 24}):
+        cfg = dataclasses.replace(base, **changes)
+        with torch.device("meta"):
+            assert parameter_count(cfg) == sum(p.numel() for p in ResNetSpeakerEncoder(cfg).parameters())
+
+
+def test_ort_providers_without_importing_agree_on_gpu_providers():
+    pytest.importorskip("onnxruntime")
+    script = """
+import json, sys
+from ttskiln.gpu import PROVIDER_LIBRARIES, ort_providers
+light = ort_providers()
+imported = "onnxruntime" in sys.modules
+full = ort_providers(load=True)
+gpu = set(PROVIDER_LIBRARIES.values())
+print(json.dumps({"imported": imported, "light": sorted(gpu & set(light)), "full": sorted(gpu & set(full)),
+                  "cpu": "CPUExecutionProvider" in light}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not result["imported"]
+    assert result["light"] == result["full"]
+    assert result["cpu"]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_precision_defaults_are_valid(name):
+    """The planner checks only the config's fp16/int8 settings; the defaults are checked here."""
+    from ttskiln.plan import _check_precision
+
+    family = get_family(name)
+    assert _check_precision("fp16", dict(family.fp16_defaults)) == family.fp16_defaults
+    assert _check_precision("int8", dict(family.int8_defaults)) == family.int8_defaults
