@@ -360,8 +360,9 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         engine_variants=_engine_variants(entry, variants),
         engine_profiles=_engine_profiles(name, entry, profiles),
         links=family.links(options),
-        fp16=_check_precision("fp16", {**family.fp16_defaults, **(entry.get("fp16") or {})}),
-        int8=_check_precision("int8", {**family.int8_defaults, **(entry.get("int8") or {})}),
+        # The config's settings are checked; a family's defaults are checked by its tests.
+        fp16={**family.fp16_defaults, **_check_precision("fp16", entry.get("fp16") or {})},
+        int8={**family.int8_defaults, **_check_precision("int8", entry.get("int8") or {})},
         trtllm=_trtllm(family.name, entry, config, points),
         ggml=_ggml(family.name, entry),
         backends=_backends(entry),
@@ -461,10 +462,10 @@ def _onnx_op_names() -> list[str]:
 
 def _check_precision(variant: str, settings: dict[str, Any]) -> dict[str, Any]:
     """fp16/int8 settings: op types that are ONNX ops, node patterns that are globs."""
-    import onnx.defs
-
     for key in ("keep_fp32_ops", "op_types"):
         for op in settings.get(key) or []:
+            import onnx.defs  # only when the config names op types (planning stays light)
+
             if not onnx.defs.has(op):
                 close = difflib.get_close_matches(op, _onnx_op_names(), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
