@@ -105,3 +105,26 @@ def test_family_precision_defaults_are_valid(name):
     family = get_family(name)
     assert _check_precision("fp16", dict(family.fp16_defaults)) == family.fp16_defaults
     assert _check_precision("int8", dict(family.int8_defaults)) == family.int8_defaults
+
+
+def test_checkpoint_hash_cache_is_parsed_once_per_change(tmp_path, monkeypatch):
+    """Hashing many checkpoint files reads the cache file once, not once per file (that grew
+    with the square of the number of real checkpoints), and still sees another process's writes."""
+    from ttskiln import fingerprint
+
+    files = []
+    for i in range(12):
+        files.append(tmp_path / f"w{i}.bin")
+        files[-1].write_bytes(bytes([i]) * 100)
+    cache = tmp_path / "cache" / "sha256-cache.json"
+    first = [fingerprint.sha256_file(f, cache) for f in files]
+    parsed = []
+    real_loads = fingerprint.json.loads
+    monkeypatch.setattr(fingerprint.json, "loads", lambda text: parsed.append(1) or real_loads(text))
+    assert [fingerprint.sha256_file(f, cache) for f in files] == first
+    assert len(parsed) <= 1
+    # Another process records a hash: the changed file is read again.
+    entries = real_loads(cache.read_text())
+    key = next(k for k in entries if k.startswith(f"{files[0].resolve()}|"))
+    cache.write_text(json.dumps({**entries, key: "recorded elsewhere"}) + "\n")
+    assert fingerprint.sha256_file(files[0], cache) == "recorded elsewhere"

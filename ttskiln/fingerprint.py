@@ -36,14 +36,9 @@ def sha256_file(path: Path, cache: Path | None = None) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
-    entries: dict[str, str] = {}
-    if cache is not None and cache.is_file():
-        try:
-            entries = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            entries = {}
-        if key in entries:
-            return entries[key]
+    entries = _read_hash_cache(cache) if cache is not None else {}
+    if key in entries:
+        return entries[key]
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -56,7 +51,37 @@ def sha256_file(path: Path, cache: Path | None = None) -> str:
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
         tmp.write_text(json.dumps(entries, indent=0, sort_keys=True))
         os.replace(tmp, cache)
+        _HASH_CACHES[cache] = (_file_state(cache), entries)
     return value
+
+
+#: Hash caches read in this process, by path: (the file's state when read, its entries). A
+#: planner hashing many checkpoints parses the cache once, not once per file.
+_HASH_CACHES: dict[Path, tuple[tuple[int, ...] | None, dict[str, str]]] = {}
+
+
+def _file_state(path: Path) -> tuple[int, ...] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+
+
+def _read_hash_cache(cache: Path) -> dict[str, str]:
+    state = _file_state(cache)
+    if state is None:
+        return {}
+    known = _HASH_CACHES.get(cache)
+    if known is not None and known[0] == state:
+        return known[1]
+    try:
+        entries = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    entries = entries if isinstance(entries, dict) else {}
+    _HASH_CACHES[cache] = (state, entries)
+    return entries
 
 
 def sha256_files(paths: Iterable[Path], cache: Path | None = None) -> str:
