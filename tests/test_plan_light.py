@@ -128,3 +128,116 @@ def test_checkpoint_hash_cache_is_parsed_once_per_change(tmp_path, monkeypatch):
     key = next(k for k in entries if k.startswith(f"{files[0].resolve()}|"))
     cache.write_text(json.dumps({**entries, key: "recorded elsewhere"}) + "\n")
     assert fingerprint.sha256_file(files[0], cache) == "recorded elsewhere"
+
+
+def test_code_hash_walk_finds_every_import():
+    """The planner's import walk visits statements only; it finds what a full walk finds, for
+    every module of the package and for imports nested in every kind of block."""
+    import ast
+    import textwrap
+
+    from ttskiln import fingerprint
+
+    nested = textwrap.dedent("""
+        import a0
+        def f():
+            import a1
+            class C:
+                from a2 import x
+                async def g(self):
+                    async with y:
+                        import a3
+                    async for z in w:
+                        import a4
+        if c:
+            import a5
+        elif d:
+            import a6
+        else:
+            import a7
+        for i in r:
+            import a8
+        else:
+            import a9
+        while c:
+            import b0
+        else:
+            import b1
+        try:
+            import b2
+        except E:
+            import b3
+        else:
+            import b4
+        finally:
+            import b5
+        with m:
+            import b6
+        match v:
+            case 1:
+                import b7
+        try:
+            pass
+        except* E:
+            import b8
+    """)
+    sources = [nested] + [p.read_text() for p in sorted(fingerprint.PACKAGE_ROOT.rglob("*.py"))]
+    for source in sources:
+        tree = ast.parse(source)
+        full = {id(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))}
+        walked = {id(n) for n in fingerprint._statements(tree.body) if isinstance(n, (ast.Import, ast.ImportFrom))}
+        assert walked == full
+    assert len([n for n in fingerprint._statements(ast.parse(nested).body) if isinstance(n, (ast.Import, ast.ImportFrom))]) == 19
+
+
+def _vocos_config(frames_max: int = 40) -> dict:
+    profile = {"batch": {"min": 1, "opt": 1, "max": 1}, "frames": {"min": 8, "opt": 24, "max": frames_max}}
+    return {"models": {"v": {"family": "vocos", "checkpoint": {"synthetic": "tiny", "seed": 0}, "profiles": {"p": profile}}}}
+
+
+def test_passed_family_checks_are_not_repeated(tmp_path, monkeypatch):
+    from ttskiln.errors import ConfigError
+    from ttskiln.plan import build_plan
+
+    family = type(get_family("vocos"))
+    real = family.check_plan
+    calls = []
+    monkeypatch.setattr(family, "check_plan", lambda self, *a: calls.append(1) or real(self, *a))
+    build_plan(_vocos_config(), tmp_path)
+    build_plan(_vocos_config(), tmp_path)
+    assert len(calls) == 1
+    build_plan(_vocos_config(frames_max=48), tmp_path)  # other points: checked again
+    assert len(calls) == 2
+    build_plan(_vocos_config(), tmp_path, check_files=False)  # a job process always checks
+    assert len(calls) == 3
+
+    def failing(self, *args):
+        calls.append(1)
+        raise ConfigError("head: refused")
+
+    monkeypatch.setattr(family, "check_plan", failing)
+    for _ in range(2):  # a failed check is never recorded: its error comes back every time
+        with pytest.raises(ConfigError, match="refused"):
+            build_plan(_vocos_config(frames_max=56), tmp_path)
+    assert len(calls) == 5
+
+
+def test_check_key_follows_files_the_options_name(tmp_path):
+    from ttskiln.plan import _check_key
+
+    family = get_family("vocos")
+    named = tmp_path / "reference.wav"
+    named.write_bytes(b"one")
+    key = _check_key(family, {"a": 1}, {"reference_audio": str(named)}, [], None)
+    assert _check_key(family, {"a": 1}, {"reference_audio": str(named)}, [], None) == key
+    assert _check_key(family, {"a": 2}, {"reference_audio": str(named)}, [], None) != key
+    named.write_bytes(b"two, longer")
+    assert _check_key(family, {"a": 1}, {"reference_audio": str(named)}, [], None) != key
+    named.unlink()
+    assert _check_key(family, {"a": 1}, {"reference_audio": str(named)}, [], None) != key
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w")
+    with_checkpoint = _check_key(family, {"a": 1}, {}, [], folder)
+    (folder / "vocab.txt").write_text("a\n")
+    assert _check_key(family, {"a": 1}, {}, [], folder) != with_checkpoint

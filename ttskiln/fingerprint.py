@@ -110,13 +110,32 @@ def _source(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """Every statement in ``body`` and the statements nested in it (functions, classes,
+    branches, loops, ``with``, ``try`` and ``match`` blocks). Imports are statements, so this
+    finds all of them without visiting every expression node (``ast.walk``), which dominated
+    the planner's hashing of the package's code."""
+    todo = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        yield node
+        nested: list[ast.stmt] = []
+        for field in ("body", "orelse", "finalbody"):
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                nested.extend(value)
+        for block in (*getattr(node, "handlers", ()), *getattr(node, "cases", ())):
+            nested.extend(block.body)
+        todo.extend(reversed(nested))
+
+
 @lru_cache(maxsize=None)
 def _imports(module: str, source: Path) -> frozenset[str]:
     """The ttskiln modules ``module`` imports, those inside functions included."""
     is_package = source.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(_source(source))):
+    for node in _statements(ast.parse(_source(source)).body):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
