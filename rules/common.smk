@@ -87,11 +87,14 @@ TIMING_CACHE = "artifacts/trt/{engine_tag}/timing.cache"
 def _out(rule, key=0, **wildcards):
     """Rule ``rule``'s output (``key``: index or name) with ``wildcards`` filled in; lists of
     values expand to every combination, in the order given (what ``expand`` does; input
-    functions call this for every job, so the one-path case skips expand's generality)."""
+    functions call this for every job, so the one-path case skips expand's generality).
+    """
     pattern = str(getattr(rules, rule).output[key])
     names = _PATTERN_FIELDS.get(pattern)
     if names is None:
-        names = _PATTERN_FIELDS[pattern] = frozenset(re.findall(r"{([^}\.[!:]+)", pattern))
+        names = _PATTERN_FIELDS[pattern] = frozenset(
+            re.findall(r"{([^}\.[!:]+)", pattern)
+        )
     values = {k: v for k, v in wildcards.items() if k in names}
     if all(isinstance(v, str) for v in values.values()):
         return [pattern.format_map(values)]
