@@ -33,3 +33,6 @@ rule all:
 # that exist, and each failed job with its one-line reason.
 onerror:
     write_report_after_failure(log)
+
+
+record_signatures(workflow.rules)

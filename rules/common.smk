@@ -87,8 +87,23 @@ TIMING_CACHE = "artifacts/trt/{engine_tag}/timing.cache"
 
 def _out(rule, key=0, **wildcards):
     """Rule ``rule``'s output (``key``: index or name) with ``wildcards`` filled in; lists of
-    values expand to every combination, in the order given."""
-    return expand(getattr(rules, rule).output[key], **wildcards)
+    values expand to every combination, in the order given (what ``expand`` does; input
+    functions call this for every job, so the one-path case skips expand's generality).
+    """
+    pattern = str(getattr(rules, rule).output[key])
+    names = _PATTERN_FIELDS.get(pattern)
+    if names is None:
+        names = _PATTERN_FIELDS[pattern] = frozenset(
+            re.findall(r"{([^}\.[!:]+)", pattern)
+        )
+    values = {k: v for k, v in wildcards.items() if k in names}
+    if all(isinstance(v, str) for v in values.values()):
+        return [pattern.format_map(values)]
+    return expand(pattern, **values)
+
+
+#: The wildcard names of each output pattern ``_out`` filled in.
+_PATTERN_FIELDS = {}
 
 
 def _points(points):
@@ -511,3 +526,26 @@ def _log_start(snakemake_log):
         return datetime.datetime.strptime(stem, "%Y-%m-%dT%H%M%S.%f").timestamp()
     except ValueError:
         return float("inf")  # unknown start: rewrite the report
+
+
+# -- planning speed ------------------------------------------------------------------------
+def record_signatures(all_rules):
+    """Snakemake reads an input or params function's signature (``inspect.signature``) each
+    time it calls it: thousands of jobs times several functions. Record each once, the way
+    Snakemake's own wrappers do (``snakemake.common.overwrite_function_params``)."""
+    import inspect
+
+    from snakemake.common import get_function_params, overwrite_function_params
+
+    def record(func):
+        func = getattr(getattr(func, "_file", None), "callable", None) or getattr(func, "callable", None) or func
+        if not callable(func) or isinstance(func, type):
+            return
+        try:
+            overwrite_function_params(func, get_function_params(func))
+        except (AttributeError, TypeError, ValueError):  # builtins, bound methods: left as they are
+            pass
+
+    for rule in all_rules:
+        for item in [*rule.input, *rule.params]:
+            record(item)

@@ -1,11 +1,13 @@
 """How long Snakemake takes to plan: ``snakemake --version``, a no-op rerun of a built demo, and
 dry runs of generated configs of N Vocos models x 4 profile points x 3 variants.
 
-    python scripts/bench_planning.py [--demo-dir DIR] [--models 25 50 100] [--profile-out DIR]
+    python scripts/bench_planning.py [--demo-dir DIR] [--models 25 50 100] [--profile-out DIR] [--print-jobs]
 
 A measurement, not a test: it prints a table (and ``--json`` writes it). The demo no-op rerun
 needs a folder where the demo was built (``make demo``); without ``--demo-dir`` it is skipped.
 With ``--profile-out`` each dry run also runs under cProfile and leaves its ``.prof`` there.
+Dry runs use ``--quiet rules`` (the job table, not each job's block: printing thousands of
+jobs is output, not planning); ``--print-jobs`` times them with every job printed.
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ def planned(output: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def dry_run(workdir: Path, configfile: Path | None, profile: Path | None) -> list[str]:
+def dry_run(workdir: Path, configfile: Path | None, profile: Path | None, print_jobs: bool = False) -> list[str]:
+    """A dry run; without ``print_jobs``, ``--quiet rules`` leaves out each job's block (the
+    job table with its ``total`` line stays), so that what is timed is planning, not printing."""
     head = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "snakemake"] if profile else [SNAKEMAKE]
     cmd = [*head, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", "--cores", "2"]
+    cmd += [] if print_jobs else ["--quiet", "rules"]
     return cmd + (["--configfile", str(configfile)] if configfile else [])
 
 
@@ -74,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement (the fastest counts)")
     parser.add_argument("--profile-out", type=Path, help="also profile each dry run into this folder")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--print-jobs", action="store_true",
+                        help="let the dry runs print every job (by default --quiet rules: the job table only)")
     args = parser.parse_args(argv)
 
-    results: dict = {}
+    results: dict = {"print_jobs": args.print_jobs}
     version_s, _ = timed([SNAKEMAKE, "--version"], max(args.repeats, 3))
     results["snakemake_version_s"] = round(version_s, 3)
     print(f"snakemake --version: {version_s:.2f} s")
@@ -85,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         args.profile_out.mkdir(parents=True, exist_ok=True)
     if args.demo_dir:
         demo = args.demo_dir.resolve()
-        seconds, out = timed(dry_run(demo, None, None), args.repeats)
+        seconds, out = timed(dry_run(demo, None, None, args.print_jobs), args.repeats)
         results["demo_noop"] = {"seconds": round(seconds, 3), "jobs": planned(out),
                                 "ratio_to_version": round(seconds / version_s, 2)}
         print(f"demo no-op dry run: {seconds:.2f} s ({seconds / version_s:.2f}x --version), "
               f"{planned(out)} jobs planned (0 when the demo is up to date)")
         if args.profile_out:
-            timed(dry_run(demo, None, args.profile_out / "demo.prof"), 1)
+            timed(dry_run(demo, None, args.profile_out / "demo.prof", args.print_jobs), 1)
 
     results["generated"] = []
     with tempfile.TemporaryDirectory(prefix="ttskiln-bench-plan-") as tmp:
@@ -100,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
             workdir.mkdir()
             configfile = workdir / "config.yaml"
             configfile.write_text(yaml.safe_dump(generated_config(n), sort_keys=False))
-            seconds, out = timed(dry_run(workdir, configfile, None), args.repeats)
+            seconds, out = timed(dry_run(workdir, configfile, None, args.print_jobs), args.repeats)
             jobs = planned(out)
             results["generated"].append({"models": n, "jobs": jobs, "seconds": round(seconds, 3),
                                          "ms_per_job": round(1e3 * seconds / max(jobs, 1), 3)})
             print(f"{n:4d} models x 4 points x 3 variants: {jobs:6d} jobs, dry run {seconds:6.2f} s "
                   f"({1e3 * seconds / max(jobs, 1):.2f} ms/job)")
             if args.profile_out:
-                timed(dry_run(workdir, configfile, args.profile_out / f"models-{n}.prof"), 1)
+                timed(dry_run(workdir, configfile, args.profile_out / f"models-{n}.prof", args.print_jobs), 1)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

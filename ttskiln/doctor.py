@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ttskiln.environment import library_versions
-from ttskiln.gpu import detect
+from ttskiln.gpu import detect, ort_providers
 
 CPU_STAGES = ("reference", "export", "simplify", "fp16", "int8", "validate", "benchmark (PyTorch, ONNX Runtime CPU)",
               "trtllm_checkpoint ({} -> TensorRT-LLM checkpoint)", "report")
@@ -23,7 +23,7 @@ def main() -> int:
     print(f"  CUDA devices:        {', '.join(machine.gpus) or 'none'}" + (f" (driver {machine.driver})" if machine.driver else ""))
     print(f"  TensorRT:            {machine.tensorrt or 'not installed'}")
     print(f"  TensorRT-LLM:        {machine.tensorrt_llm or 'not installed'}")
-    print(f"  ONNX Runtime:        {versions.get('onnxruntime')} providers {', '.join(machine.ort_providers)}")
+    print(f"  ONNX Runtime:        {versions.get('onnxruntime')} providers {', '.join(ort_providers(load=True))}")
     print(f"  PyTorch:             {versions.get('torch')}")
     print(f"  engine tag:          {machine.tag()}")
     print(f"  TensorRT-LLM tag:    {machine.trtllm_tag()}")

@@ -41,14 +41,9 @@ def sha256_file(path: Path, cache: Path | None = None) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
-    entries: dict[str, str] = {}
-    if cache is not None and cache.is_file():
-        try:
-            entries = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            entries = {}
-        if key in entries:
-            return entries[key]
+    entries = _read_hash_cache(cache) if cache is not None else {}
+    if key in entries:
+        return entries[key]
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -61,7 +56,37 @@ def sha256_file(path: Path, cache: Path | None = None) -> str:
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
         tmp.write_text(json.dumps(entries, indent=0, sort_keys=True))
         os.replace(tmp, cache)
+        _HASH_CACHES[cache] = (_file_state(cache), entries)
     return value
+
+
+#: Hash caches read in this process, by path: (the file's state when read, its entries). A
+#: planner hashing many checkpoints parses the cache once, not once per file.
+_HASH_CACHES: dict[Path, tuple[tuple[int, ...] | None, dict[str, str]]] = {}
+
+
+def _file_state(path: Path) -> tuple[int, ...] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+
+
+def _read_hash_cache(cache: Path) -> dict[str, str]:
+    state = _file_state(cache)
+    if state is None:
+        return {}
+    known = _HASH_CACHES.get(cache)
+    if known is not None and known[0] == state:
+        return known[1]
+    try:
+        entries = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    entries = entries if isinstance(entries, dict) else {}
+    _HASH_CACHES[cache] = (state, entries)
+    return entries
 
 
 def sha256_files(paths: Iterable[Path], cache: Path | None = None) -> str:
@@ -90,13 +115,32 @@ def _source(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """Every statement in ``body`` and the statements nested in it (functions, classes,
+    branches, loops, ``with``, ``try`` and ``match`` blocks). Imports are statements, so this
+    finds all of them without visiting every expression node (``ast.walk``), which dominated
+    the planner's hashing of the package's code."""
+    todo = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        yield node
+        nested: list[ast.stmt] = []
+        for field in ("body", "orelse", "finalbody"):
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                nested.extend(value)
+        for block in (*getattr(node, "handlers", ()), *getattr(node, "cases", ())):
+            nested.extend(block.body)
+        todo.extend(reversed(nested))
+
+
 @lru_cache(maxsize=None)
 def _imports(module: str, source: Path) -> frozenset[str]:
     """The ttskiln modules ``module`` imports, those inside functions included."""
     is_package = source.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(_source(source))):
+    for node in _statements(ast.parse(_source(source)).body):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -89,6 +89,45 @@ def _version(package: str) -> str | None:
         return None
 
 
+#: ONNX Runtime's GPU execution providers, each a shared library beside its Python bindings
+#: (``capi/libonnxruntime_providers_<name>.so``, ``.dll`` on Windows) in the builds that offer it.
+PROVIDER_LIBRARIES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def ort_providers(load: bool = False) -> tuple[str, ...]:
+    """The execution providers the installed ONNX Runtime offers (CPU last).
+
+    Without ``load``, the GPU providers are read from the provider libraries the package ships,
+    so that planning does not import ONNX Runtime; with ``load`` (or where the package is laid
+    out otherwise), from ``onnxruntime.get_available_providers()``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return ()
+    capi = Path(spec.origin).parent / "capi"
+    if not load and "onnxruntime" not in sys.modules and capi.is_dir():
+        names = {f.name for f in capi.iterdir()}
+        if any(n.startswith(("libonnxruntime.", "onnxruntime.dll")) for n in names):
+            found = tuple(
+                provider
+                for lib, provider in PROVIDER_LIBRARIES.items()
+                if any(n.startswith((f"libonnxruntime_providers_{lib}.", f"onnxruntime_providers_{lib}.")) for n in names)
+            )
+            return (*found, "CPUExecutionProvider")
+    try:
+        import onnxruntime
+
+        return tuple(onnxruntime.get_available_providers())
+    except ImportError:
+        return ()
+
+
 def detect() -> Machine:
     notes: dict[str, str] = {}
     gpus: tuple[str, ...] = ()
@@ -109,12 +148,7 @@ def detect() -> Machine:
                 notes["gpu"] = "no CUDA device (nvidia-smi lists none)"
         except (subprocess.SubprocessError, OSError) as exc:
             notes["gpu"] = f"no CUDA device (nvidia-smi failed: {exc})"
-    try:
-        import onnxruntime
-
-        providers = tuple(onnxruntime.get_available_providers())
-    except ImportError:
-        providers = ()
+    providers = ort_providers()
     return Machine(
         gpus=gpus,
         driver=driver,

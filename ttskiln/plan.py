@@ -13,6 +13,7 @@ run from earlier ones' outputs (tortoise_gpt's decode, the VITS stages), refuses
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -303,7 +304,7 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         profile = _profile(pname, spec, info)
         profiles.append(profile)
         points.extend(_points(profile, spec.get("extra_points") or [], info))
-    family.check_plan(info, config, options, points, path)
+    _checked_plan(family, info, config, options, points, path, workdir if check_files else None)
     for point in points:
         _check_memory(point, info)
     sample = entry.get("sample_inputs")
@@ -360,8 +361,9 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
         engine_variants=_engine_variants(entry, variants),
         engine_profiles=_engine_profiles(name, entry, profiles),
         links=family.links(options),
-        fp16=_check_precision("fp16", {**family.fp16_defaults, **(entry.get("fp16") or {})}),
-        int8=_check_precision("int8", {**family.int8_defaults, **(entry.get("int8") or {})}),
+        # The config's settings are checked; a family's defaults are checked by its tests.
+        fp16={**family.fp16_defaults, **_check_precision("fp16", entry.get("fp16") or {})},
+        int8={**family.int8_defaults, **_check_precision("int8", entry.get("int8") or {})},
         trtllm=_trtllm(family.name, entry, config, points),
         ggml=_ggml(family.name, entry),
         backends=_backends(entry),
@@ -453,6 +455,100 @@ def _check_memory(point: Point, info: ModelInfo) -> None:
         )
 
 
+#: Where the scheduling process records the family checks (``check_plan``) that passed.
+PASSED_CHECKS = Path(".snakemake") / "ttskiln" / "passed-checks.json"
+#: How many passed checks it remembers (the latest).
+PASSED_CHECKS_KEPT = 512
+
+
+def _checked_plan(family: Any, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
+                  points: list[Point], checkpoint: Path | None, workdir: Path | None) -> None:
+    """``family.check_plan``, skipped when the same check passed before in ``workdir``.
+
+    Some checks are slow (the F5 chain texts go through its Chinese front end, which loads
+    pinyin dictionaries), and a no-op rerun would repeat them. The key covers what a check
+    reads: the family's code (with everything it imports), the model's config, options and
+    points, the checkpoint's files and any file the options name (their size, mtime, inode
+    and ctime), and the installed libraries (the state of the folders on ``sys.path``). A check
+    that fails is never recorded, so its error comes back on every run. Without ``workdir``
+    (a job process) the check always runs."""
+    key = _check_key(family, config, options, points, checkpoint) if workdir is not None else None
+    record = workdir / PASSED_CHECKS if workdir is not None else None
+    passed: list[str] = []
+    if key is not None and record is not None and record.is_file():
+        try:
+            passed = json.loads(record.read_text())
+        except (OSError, ValueError):
+            passed = []
+        passed = passed if isinstance(passed, list) else []
+        if key in passed:
+            return
+    family.check_plan(info, config, options, points, checkpoint)
+    if key is None or record is None:
+        return
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.{os.getpid()}")
+        tmp.write_text(json.dumps([k for k in passed if k != key][-(PASSED_CHECKS_KEPT - 1):] + [key]))
+        os.replace(tmp, record)
+    except OSError:
+        pass  # a read-only working directory: the check just runs next time too
+
+
+def _file_states(path: Path) -> list[Any]:
+    """(name, size, mtime, inode, ctime) of a file, or of every file under a folder."""
+    found = []
+    paths = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if not p.is_dir())
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            found.append([str(p), None])
+            continue
+        found.append([str(p), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _check_key(family: Any, config: dict[str, Any], options: dict[str, Any], points: list[Point],
+               checkpoint: Path | None) -> str | None:
+    """The key of one model's family checks (``_checked_plan``); None when one cannot be made."""
+    import hashlib
+    import sys
+
+    from ttskiln.fingerprint import code_hash
+
+    try:
+        named = [s for s in _strings(options) if len(s) < 4096 and os.path.exists(s)]
+        libraries = [[p, os.stat(p).st_mtime_ns] for p in sys.path if p and os.path.isdir(p)]
+        payload = json.dumps(
+            {
+                "family": family.name,
+                "code": code_hash([type(family).__module__]),
+                "config": config,
+                "options": options,
+                "points": [[p.name, p.profile, p.sizes] for p in points],
+                "checkpoint": _file_states(checkpoint) if checkpoint is not None else None,
+                "files": [_file_states(Path(s)) for s in sorted(set(named))],
+                "python": sys.version,
+                "libraries": libraries,
+            },
+            sort_keys=True,
+        )
+    except (OSError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
 def _onnx_op_names() -> list[str]:
     import onnx.defs
 
@@ -461,10 +557,10 @@ def _onnx_op_names() -> list[str]:
 
 def _check_precision(variant: str, settings: dict[str, Any]) -> dict[str, Any]:
     """fp16/int8 settings: op types that are ONNX ops, node patterns that are globs."""
-    import onnx.defs
-
     for key in ("keep_fp32_ops", "op_types"):
         for op in settings.get(key) or []:
+            import onnx.defs  # only when the config names op types (planning stays light)
+
             if not onnx.defs.has(op):
                 close = difflib.get_close_matches(op, _onnx_op_names(), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -55,9 +55,10 @@ import numpy as np
 
 from ttskiln.errors import CheckpointError, ConfigError
 from ttskiln.families.base import ChainJob, ComponentSpec, Family, ModelInfo, Option, ParityCase, ParityCheck, STATIC_INT8, TensorSpec
-from ttskiln.families.vits.config import PRESETS, VitsConfig, graph_inputs, make_config_dict
+from ttskiln.families.vits.config import PRESETS, VitsConfig, graph_inputs, make_config_dict, parameter_count
 from ttskiln.families.vits.host import HostDims
 from ttskiln.families.vits.config import SE_CONFIG_FILE, SE_WEIGHTS_FILE, SPEAKER_IDS_FILE
+from ttskiln.families.vits.speaker_config import parameter_count as speaker_parameter_count
 
 WEIGHTS_FILE = "model_file.pth"
 CONFIG_FILE = "config.json"
@@ -135,7 +136,7 @@ class VitsFamily(Family):
             if missing:
                 raise CheckpointError(f"{checkpoint}: the speaker encoder needs {SE_WEIGHTS_FILE} and {SE_CONFIG_FILE}; "
                                       f"{missing[0]} is missing (or set options.speaker_encoder: false)")
-            from ttskiln.families.vits.speaker import SpeakerEncoderConfig, read_config_file
+            from ttskiln.families.vits.speaker_config import SpeakerEncoderConfig, read_config_file
 
             se = read_config_file(checkpoint / SE_CONFIG_FILE)
             se_cfg = SpeakerEncoderConfig.from_dict(se, str(checkpoint / SE_CONFIG_FILE))
@@ -148,7 +149,7 @@ class VitsFamily(Family):
         return data
 
     def synthetic_config(self, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-        from ttskiln.families.vits.speaker import make_config_dict as make_se_config
+        from ttskiln.families.vits.speaker_config import make_config_dict as make_se_config
 
         if preset not in self.presets:
             raise CheckpointError(f"unknown vits preset {preset!r}; choose from {sorted(self.presets)}")
@@ -215,7 +216,7 @@ class VitsFamily(Family):
     @staticmethod
     def speaker_encoder_config(config: dict[str, Any]) -> Any:
         """The speaker encoder's ``SpeakerEncoderConfig``, or None when the model has none."""
-        from ttskiln.families.vits.speaker import SpeakerEncoderConfig
+        from ttskiln.families.vits.speaker_config import SpeakerEncoderConfig
 
         se = config.get(SE_KEY)
         return SpeakerEncoderConfig.from_dict(se, SE_CONFIG_FILE) if se else None
@@ -293,7 +294,7 @@ class VitsFamily(Family):
             hop_length=cfg.hop_length,
             components=specs,
             summary={
-                "parameters": _parameter_count(cfg),
+                "parameters": parameter_count(cfg),
                 "hidden": cfg.hidden, "text_channels": cfg.text_channels, "layers": cfg.layers, "heads": cfg.heads,
                 "flows": cfg.flows, "flow_layers": cfg.flow_layers, "resblock_type": cfg.resblock_type,
                 "upsample_rates": list(cfg.upsample_rates), "upsample_initial": cfg.upsample_initial,
@@ -304,7 +305,7 @@ class VitsFamily(Family):
                 "reads_phonemes": bool(config.get("use_phonemes")),
                 **({} if se is None else {"speaker_encoder": {
                     "sample_rate": se.sample_rate, "n_mels": se.n_mels, "hop_length": se.hop_length,
-                    "proj_dim": se.proj_dim, "parameters": _speaker_encoder_parameters(config)}}),
+                    "proj_dim": se.proj_dim, "parameters": speaker_parameter_count(se)}}),
             },
             axis_defaults=axis_defaults,
         )
@@ -464,25 +465,3 @@ def _speaker_ids(checkpoint: Path) -> dict[str, int] | None:
     if not isinstance(data, dict) or not data or not all(isinstance(v, int) for v in data.values()):
         raise CheckpointError(f"{path}: expected Coqui's speaker ids, a non-empty mapping of speaker name to integer id")
     return data
-
-
-def _speaker_encoder_parameters(config: dict[str, Any]) -> int:
-    """Parameters of the speaker encoder in the layout its config gives (upstream's defaults,
-    unless a synthetic config names its own)."""
-    import torch
-
-    from ttskiln.families.vits.speaker import ResNetSpeakerEncoder, SpeakerEncoderConfig
-
-    with torch.device("meta"):
-        return sum(p.numel() for p in ResNetSpeakerEncoder(SpeakerEncoderConfig.from_dict(config[SE_KEY])).parameters())
-
-
-def _parameter_count(cfg: VitsConfig) -> int:
-    """Parameters of the loaded network (incl. the training-only posterior encoder and the
-    SDP's posterior flows; without the discriminator and the speaker-consistency encoder)."""
-    import torch
-
-    from ttskiln.families.vits.modules import Vits
-
-    with torch.device("meta"):
-        return sum(p.numel() for p in Vits(cfg).parameters())

@@ -273,6 +273,50 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _conv(cin: int, cout: int, kernel: int = 1, groups: int = 1, bias: bool = True) -> int:
+    return cout * (cin // groups) * kernel + (cout if bias else 0)
+
+
+def _wavenet(hidden: int, kernel: int, layers: int, cond: int) -> int:
+    total = _conv(cond, 2 * hidden * layers) if cond > 0 else 0
+    for i in range(layers):
+        total += _conv(hidden, 2 * hidden, kernel) + _conv(hidden, 2 * hidden if i < layers - 1 else hidden)
+    return total
+
+
+def _dds(channels: int, kernel: int, layers: int) -> int:
+    return layers * (_conv(channels, channels, kernel, groups=channels) + _conv(channels, channels) + 4 * channels)
+
+
+def parameter_count(cfg: VitsConfig) -> int:
+    """Parameters of ``modules.Vits(cfg)``, the loaded network (with the training-only posterior
+    encoder and the SDP's posterior flows; without the discriminator and the speaker encoder)."""
+    h, c = cfg.hidden, cfg.text_channels
+    attention = 4 * _conv(c, c) + 2 * (2 * REL_WINDOW + 1) * (c // cfg.heads)
+    feed_forward = _conv(c, cfg.ffn, cfg.kernel_text) + _conv(cfg.ffn, c, cfg.kernel_text)
+    text = cfg.num_chars * h + cfg.layers * (attention + feed_forward + 4 * c) + _conv(c, 2 * h)
+    coupling = _conv(h // 2, h) + _wavenet(h, cfg.flow_kernel, cfg.flow_layers, cfg.speaker_dim) + _conv(h, h // 2)
+    posterior = (_conv(cfg.spec_channels, h) + _wavenet(h, cfg.posterior_kernel, cfg.posterior_layers, cfg.speaker_dim)
+                 + _conv(h, 2 * h))
+    s = SDP_CHANNELS
+    conv_flow = _conv(1, s) + _dds(s, SDP_KERNEL, 3) + _conv(s, 3 * SPLINE_BINS - 1)
+    flows = 4 + SDP_FLOWS * conv_flow  # an elementwise affine (2 x 2 values), then the ConvFlows
+    sdp = 2 * (_dds(s, SDP_KERNEL, 3) + _conv(s, s) + flows) + _conv(c, s) + _conv(1, s)
+    sdp += (_conv(cfg.speaker_dim, s) if cfg.dp_speaker else 0) + (_conv(cfg.language_dim, s) if cfg.language_dim else 0)
+    init = cfg.upsample_initial
+    decoder = _conv(h, init, 7) + _conv(init >> len(cfg.upsample_rates), 1, 7, bias=False)
+    decoder += _conv(cfg.speaker_dim, init) if cfg.speaker_dim else 0
+    for i, kernel in enumerate(cfg.upsample_kernels):
+        cin, cout = init >> i, init >> (i + 1)
+        decoder += cin * cout * kernel + cout
+        for k, dilations in zip(cfg.resblock_kernels, cfg.resblock_dilations):
+            convs = 2 * len(dilations[:3]) if cfg.resblock_type == "1" else len(dilations[:2])
+            decoder += convs * _conv(cout, cout, k)
+    embeddings = cfg.num_speakers * cfg.speaker_embedding_dim if cfg.speaker_mode == "embedding" else 0
+    embeddings += cfg.num_languages * cfg.language_dim if cfg.language_dim else 0
+    return text + cfg.flows * coupling + posterior + sdp + decoder + embeddings
+
+
 SPEAKER_INPUT = {"d_vector": "g", "embedding": "sid", "none": None}
 
 
