@@ -11,8 +11,12 @@ sys.path.insert(0, workflow.basedir)
 from ttskiln.config_check import check_config
 from ttskiln.errors import TtskilnError
 from ttskiln.families import get_family
-from ttskiln.fingerprint import parts_hash
+from ttskiln.fingerprint import keep_imports, parts_hash
 from ttskiln.plan import CHUNKED_VARIANT, VARIANTS, build_plan, synthetic_dir
+
+if workflow.is_main_process:
+    # The imports of ttskiln's modules (for the code hashes) parsed once per source version.
+    keep_imports(Path(".snakemake") / "ttskiln" / "code-imports.json")
 
 try:
     # One line per mistake (file:line:col, model, key path), before anything is planned.
@@ -533,9 +537,10 @@ def record_signatures(all_rules):
     """Snakemake reads an input or params function's signature (``inspect.signature``) each
     time it calls it: thousands of jobs times several functions. Record each once, the way
     Snakemake's own wrappers do (``snakemake.common.overwrite_function_params``)."""
-    import inspect
-
-    from snakemake.common import get_function_params, overwrite_function_params
+    try:  # internal helpers of the pinned Snakemake; without them, planning is just slower
+        from snakemake.common import get_function_params, overwrite_function_params
+    except ImportError:
+        return
 
     def record(func):
         func = getattr(getattr(func, "_file", None), "callable", None) or getattr(func, "callable", None) or func

@@ -90,10 +90,14 @@ def _validator_class() -> Any:
     return jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _strict_integer))
 
 
+#: libyaml's safe loader where PyYAML was built with it (the same documents, faster).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_schema(schema: str) -> dict[str, Any]:
     with open(schema, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_LOADER)
 
 
 # -- what JSON schema does not see ---------------------------------------------------------
@@ -206,12 +210,18 @@ class _Locator:
     """Formats a problem as ``file:line:col: model 'm': key.path: problem``."""
 
     def __init__(self, sources: Sequence[str | Path]):
-        self.trees = []
-        for source in sources:
+        self.sources = [str(source) for source in sources]
+
+    @functools.cached_property
+    def trees(self) -> list[tuple[str, Any]]:
+        """The sources' YAML node trees (with line marks), read only when a problem is placed."""
+        trees = []
+        for source in self.sources:
             try:
-                self.trees.append((str(source), yaml.compose(Path(source).read_text(encoding="utf-8"))))
+                trees.append((source, yaml.compose(Path(source).read_text(encoding="utf-8"), Loader=_LOADER)))
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue
+        return trees
 
     def line(self, path: tuple[Any, ...], problem: str, at_key: bool = False) -> str:
         place = self._place(path, at_key)

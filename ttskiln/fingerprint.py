@@ -14,7 +14,8 @@ Snakemake reruns a job when its params change. Rules put two hashes there:
 
 A module's imports and source are read once per process, and each walk and hash is computed
 once (the scheduling process asks for a hash for each of thousands of jobs); ``clear_cache``
-forgets them.
+forgets them. ``keep_imports`` keeps the parsed imports on disk, by source content, so that a
+no-op rerun parses no syntax tree.
 """
 
 from __future__ import annotations
@@ -134,9 +135,60 @@ def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
         todo.extend(reversed(nested))
 
 
+#: Imports found per module source, kept across processes by ``keep_imports`` (keyed by the
+#: module's name and the SHA-256 of its source, so an edit is parsed again).
+_KEPT_IMPORTS: dict[str, list[str]] = {}
+_KEPT_FILE: list[Path] = []
+_KEPT_DIRTY: list[bool] = [False]
+_KEPT_USED: set[str] = set()
+
+
+def keep_imports(cache: Path) -> None:
+    """Keep the imports parsed from each module's source in ``cache`` (JSON) between processes:
+    a no-op rerun then parses no syntax tree. Written when the process exits, if it found
+    anything new (then with this process's sources only); an unreadable or unwritable file only costs the parsing."""
+    import atexit
+
+    try:
+        entries = json.loads(Path(cache).read_text())
+    except (OSError, ValueError):
+        entries = {}
+    if isinstance(entries, dict):
+        _KEPT_IMPORTS.update({k: v for k, v in entries.items() if isinstance(v, list)})
+    if not _KEPT_FILE:
+        atexit.register(_write_kept_imports)
+    _KEPT_FILE[:] = [Path(cache)]
+
+
+def _write_kept_imports() -> None:
+    if not (_KEPT_FILE and _KEPT_DIRTY[0]):
+        return
+    cache = _KEPT_FILE[0]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        # Only this process's sources: entries of edited-away versions drop out.
+        tmp.write_text(json.dumps({k: _KEPT_IMPORTS[k] for k in _KEPT_USED}, sort_keys=True))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+
+
 @lru_cache(maxsize=None)
 def _imports(module: str, source: Path) -> frozenset[str]:
     """The ttskiln modules ``module`` imports, those inside functions included."""
+    key = f"{module}|{hashlib.sha256(_source(source)).hexdigest()}"
+    kept = _KEPT_IMPORTS.get(key)
+    _KEPT_USED.add(key)
+    if kept is not None:
+        return frozenset(kept)
+    found = _parse_imports(module, source)
+    _KEPT_IMPORTS[key] = sorted(found)
+    _KEPT_DIRTY[0] = True
+    return found
+
+
+def _parse_imports(module: str, source: Path) -> frozenset[str]:
     is_package = source.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
