@@ -7,10 +7,15 @@ Backends are the ``ttskiln.runners`` table: PyTorch eager (``torch``), ONNX Runt
 warm-up first. Records p50/p90/p99 latency and the real-time factor
 (compute seconds per second of audio produced, batch included); speedups are joined in the
 report.
+
+Each record also says how busy the machine was: ``load_average`` (the 1-minute load average,
+read after timing) and ``cpu_count``; where the timings look disturbed by other work
+(``ttskiln.stats.unstable_timing``) the job log says so.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +31,7 @@ from ttskiln.onnx_io import artifact_files
 from ttskiln.reference_io import load_reference
 from ttskiln.runners import artifact_runner
 from ttskiln.runners import backend as runner_backend
+from ttskiln.stats import unstable_timing
 from ttskiln.timing import latency_stats, time_calls  # noqa: F401  (re-exported)
 
 
@@ -84,7 +90,8 @@ def benchmark(
             record = {**labels, "backend": entry.label, "artifact": " + ".join(artifact_files(artifact)),
                       "shape": {n: list(inputs[n].shape) for n in spec.input_names}, "status": "error",
                       "error": reason, "p50_ms": None, "p90_ms": None, "p99_ms": None, "rtf": None,
-                      "audio_seconds": None, "gflop": None, "threads": threads, "environment": environment(threads)}
+                      "audio_seconds": None, "gflop": None, "threads": threads, "environment": environment(threads),
+                      **machine_load()}
             write_json(output, record)
             return record
     return _record(backend, artifact, spec, info, inputs, outputs, stats, threads, warmup, repeats, chunking,
@@ -120,6 +127,15 @@ def deployment_facts(artifact: str | None, inputs: dict[str, np.ndarray], p50_ms
     }
 
 
+def machine_load() -> dict[str, Any]:
+    """The 1-minute load average (None where the platform has none) and the logical core count."""
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
+    return {"load_average": load, "cpu_count": os.cpu_count()}
+
+
 def _chunked_call(runner: Any, feed: dict[str, np.ndarray], chunking: dict[str, Any]) -> Callable[[], Any]:
     """One chunked run of the stored input: overlapping windows through ``runner.infer``."""
     from ttskiln.chunking import Chunking, chunked_run
@@ -142,6 +158,7 @@ def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str,
 
         gflop = count_flops(artifact, {n: list(inputs[n].shape) for n in spec.input_names}) / 1e9
     seconds = audio_seconds(outputs, spec.audio_output, info.sample_rate)
+    load = machine_load()  # after timing (and the FLOP count): what the timed calls shared the cores with
     record = {
         **labels,
         "backend": entry.label,
@@ -155,6 +172,7 @@ def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str,
         "warmup": warmup,
         "repeats": repeats,
         "environment": environment(threads),
+        **load,
         "status": "ok",
         **deployment_facts(artifact if entry.kind != "torch" else None, {n: inputs[n] for n in spec.input_names},
                            stats["p50_ms"], seconds),
@@ -166,4 +184,8 @@ def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str,
           f"min {stats['min_ms']:.3f} ms" + (f", RTF {record['rtf']:.4g}" if record["rtf"] else "")
           + f"; load {stats['load_ms']:.1f} ms, first call {stats['first_call_ms']:.1f} ms, "
           f"peak RSS {record['peak_rss_mb']:.0f} MB")
+    unstable = unstable_timing(record)
+    if unstable:
+        print(f"ttskiln benchmark: WARNING: unstable timings for {labels.get('variant')} at point "
+              f"{labels.get('point')} on {record['backend']}: {unstable}; rerun this job on an idle machine")
     return record

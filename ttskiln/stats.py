@@ -2,11 +2,14 @@
 
 A variant counts as faster than another only when a bootstrap confidence interval of the
 ratio of their median latencies lies wholly on one side of 1, not when one median is lower.
+A record whose timings were disturbed by other work on the machine (``unstable_timing``) is
+compared with nothing: its median says more about the other load than about the artifact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +20,8 @@ SEED = 0
 #: one job, not the drift between jobs and runs (measured here: 3.9 vs 4.0 ms with 3 % jitter
 #: came out "beyond noise"), so a win must also exceed this margin.
 MARGIN = 0.03
+#: Largest p50 / min latency ratio of a record timed on a quiet machine (see ``unstable_timing``).
+UNSTABLE_P50_OVER_MIN = 2.0
 
 
 def median_ratio_ci(
@@ -59,3 +64,40 @@ def beyond_noise(ci: tuple[float, float, float] | None, margin: float = MARGIN) 
 def faster_beyond_noise(a: Sequence[float], b: Sequence[float], **kwargs: float) -> bool:
     """Whether samples ``a`` are faster than ``b`` beyond noise (see ``beyond_noise``)."""
     return beyond_noise(median_ratio_ci([(a, b)], **kwargs))
+
+
+def unstable_timing(record: Mapping[str, Any], limit: float = UNSTABLE_P50_OVER_MIN) -> str | None:
+    """Why a latency record's timings are unstable, or None when they look like a quiet machine.
+
+    Unstable: the median (``p50_ms``) is more than ``limit`` (``UNSTABLE_P50_OVER_MIN``, 2x)
+    times the fastest call (``min_ms``); both are taken from ``samples_ms`` where the record
+    has them. Every timed call runs the same computation on the same input, so the fastest
+    call is what the machine can do, and noise only ever adds time. On an idle machine the
+    median stays within a few tens of percent of it (an occasional preemption or cache miss
+    moves single calls, not the middle of the list). A median over twice the minimum means
+    that more than half the calls lost most of their time to something else: another process
+    competing for the cores (another benchmark, a build, a test suite), throttling or swapping.
+    Such a median is a measure of that other load, and any speedup computed from it is noise.
+
+    The rule is a ratio, with no floor in milliseconds: sub-millisecond calls need the same
+    rule, not an exemption. A scheduler tick can double one 0.5 ms call, but it cannot double
+    the median of twenty unless the cores were busy for most of the run; a quiet run of such
+    calls keeps its median within ~20 % of its minimum like any other.
+
+    The reason names the ratio and, where the record has them, the 1-minute load average and
+    core count measured after timing.
+    """
+    samples = [float(x) for x in record.get("samples_ms") or [] if isinstance(x, (int, float))]
+    if samples:
+        p50, fastest = float(np.median(samples)), min(samples)
+    else:
+        p50, fastest = record.get("p50_ms"), record.get("min_ms")
+        if not isinstance(p50, (int, float)) or not isinstance(fastest, (int, float)):
+            return None
+    if not (np.isfinite(p50) and np.isfinite(fastest)) or fastest <= 0 or p50 <= limit * fastest:
+        return None
+    load, cores = record.get("load_average"), record.get("cpu_count")
+    busy = (f"; 1-minute load average {load:.1f}" + (f" on {cores} cores" if cores else "")
+            if isinstance(load, (int, float)) else "")
+    return (f"p50 {p50:.3g} ms is {p50 / fastest:.1f}x the fastest call ({fastest:.3g} ms), over the {limit:g}x "
+            f"a quiet machine keeps: other work loaded the machine while timing{busy}")
