@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ttskiln.atomic import write_json
-from ttskiln.stats import median_ratio_ci
+from ttskiln.stats import median_ratio_ci, unstable_timing
 
 THRESHOLD = 0.05
 KEY = ("model", "component", "variant", "backend", "point")
@@ -76,7 +76,8 @@ def _num(value: Any) -> float | None:
 
 def compare_summaries(old: dict[str, Any], new: dict[str, Any], threshold: float = THRESHOLD) -> dict[str, Any]:
     """Per matched row: latency ratio new/old with its interval, accuracy changes, and the verdict
-    (``regression``, ``faster``, ``within noise``, ``no samples``)."""
+    (``regression``, ``faster``, ``within noise``, ``unstable timing`` where either run's timing
+    was disturbed by other load, ``no samples``)."""
     before = {tuple(r.get(k) for k in KEY): r for r in old.get("rows", [])}
     after = {tuple(r.get(k) for k in KEY): r for r in new.get("rows", [])}
     rows = []
@@ -87,8 +88,11 @@ def compare_summaries(old: dict[str, Any], new: dict[str, Any], threshold: float
         entry.update(old_p50_ms=a.get("p50_ms"), new_p50_ms=b.get("p50_ms"),
                      latency_ratio=ci[0] if ci else None, latency_ci=list(ci[1:]) if ci else None)
         problems = []
+        unstable = a.get("unstable_timing") or unstable_timing(a) or b.get("unstable_timing") or unstable_timing(b)
         if ci is None:
             entry["latency"] = "no samples" if a.get("p50_ms") and b.get("p50_ms") else "not timed"
+        elif unstable:  # a median disturbed by other load is no evidence either way
+            entry["latency"] = "unstable timing"
         elif ci[1] > 1 + threshold:
             entry["latency"] = "regression"
             problems.append(f"{100 * (ci[0] - 1):.0f} % slower, interval [{ci[1]:.2f}, {ci[2]:.2f}] above {1 + threshold:.2f}")

@@ -4,7 +4,9 @@ One row per model x component x variant x backend x profile point (``ttskiln.row
 artifact's row joins its benchmark record (speed) with the validation record (accuracy) of the
 same artifact, point and backend; a backend without a validation of its own has no verdict
 and says so ("not validated"), never borrowing another backend's. PyTorch eager rows are the
-reference (no error metrics, speedup 1).
+reference (no error metrics, speedup 1). A row whose timings were disturbed by other load
+(``unstable_timing``) keeps its numbers, marked, is listed under "Unstable timings", and no
+comparison beyond noise is made with it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ttskiln.history import compare_summaries, describe, history_dir, previous_e
 from ttskiln.rows import ROW_FIELDS  # noqa: F401  (the row keys, for readers of summary.json)
 from ttskiln.rows import REFERENCE_BACKEND, Row, accuracy_row, latency_row, not_validated_reason
 from ttskiln.ship import DEFAULT_POLICY, reproduce_command, ship_table
-from ttskiln.stats import MARGIN, faster_beyond_noise, median_ratio_ci
+from ttskiln.stats import MARGIN, UNSTABLE_P50_OVER_MIN, faster_beyond_noise, median_ratio_ci, unstable_timing
 
 SYNTHETIC_NOTE = (
     "SYNTHETIC WEIGHTS: {models} use seeded random weights in the released file format, "
@@ -113,6 +115,10 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
         (b["model"], b["component"], b["point"]): b.get("samples_ms") for b in benchmarks
         if b["backend"] == REFERENCE_BACKEND and b.get("p50_ms")
     }
+    torch_rows = {
+        (b["model"], b["component"], b["point"]): b for b in benchmarks
+        if b["backend"] == REFERENCE_BACKEND and b.get("p50_ms")
+    }
     rows = []
     for bench in benchmarks:
         key = (bench["model"], bench["component"], bench["variant"], bench["point"], bench["backend"])
@@ -137,6 +143,11 @@ def build_rows(validations: list[dict[str, Any]], benchmarks: list[dict[str, Any
             **{k: bench.get(k) for k in DEPLOYMENT_FIELDS},
             reproduce=reproduce_command(records, bench.get("threads")),
         )
+        reference = torch_rows.get((bench["model"], bench["component"], bench["point"]))
+        if bench["backend"] != REFERENCE_BACKEND and reference is not None and row.speedup_vs_torch is not None:
+            shaky = unstable_timing(reference)
+            if shaky:  # the speedup divides by a disturbed median: shown, marked, not trusted
+                row.extra["reference_unstable_timing"] = f"{REFERENCE_BACKEND} baseline: {shaky}"
         if check:
             row = row.with_accuracy(check.get("metrics", {}), check.get("failures", []), passed=check.get("passed"))
         if bench.get("error"):  # an artifact that cannot run has no verdict but "failed"
@@ -199,7 +210,8 @@ def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -
     """GFLOP/s (work counted from the fp32 graph at the point's shapes) against the machine's
     GEMM peak in the row's own precision, and the star (``fastest_within_tolerance``): at each
     model/component/point, the row within tolerance that is faster than every other such row
-    beyond noise, or no row at all when none is. Returns a line per row whose share of its peak exceeds 100 %
+    beyond noise, or no row at all when none is (nor when one of them has unstable timings).
+    Returns a line per row whose share of its peak exceeds 100 %
     (then the peak is wrong; the share is shown as measured, never clipped)."""
     work = {(r["model"], r["component"], r["point"]): r.get("gflop") for r in rows if r["variant"] == "fp32" and r.get("gflop")}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -221,6 +233,8 @@ def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -
         # Chain rows time different things per variant (one step, a whole run): not comparable.
         eligible = [r for r in group if r.get("p50_ms") and not r.get("chain")
                     and (r["passed"] is True or r["backend"] == REFERENCE_BACKEND)]
+        if any(r.get("unstable_timing") for r in eligible):
+            continue  # a disturbed median beats nothing and is beaten by nothing
         # The star needs a win beyond noise over every other eligible row (a bootstrap interval of
         # the ratio of medians wholly below 1); where none wins so, nothing is starred.
         for row in eligible:
@@ -366,6 +380,22 @@ def _verdict(row: dict[str, Any]) -> str:
     return _fmt(row["passed"])
 
 
+#: How a latency (or a speedup computed from one) with unstable timings is marked in the tables.
+UNSTABLE_MARK = "(unstable)"
+UNSTABLE_ADVICE = (
+    f"{UNSTABLE_MARK}: the median of these timings is more than {UNSTABLE_P50_OVER_MIN:g}x the fastest call, so other "
+    "work loaded the machine while they ran; their numbers, and speedups computed from them, are not evidence. "
+    "Rerun those benchmark jobs on an idle machine: `snakemake --forcerun benchmark_torch benchmark_onnx` "
+    "(the whole benchmark stage), or each row's reproduce command."
+)
+
+
+def _unstable_lines(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['model']} / {r['component']} / {r['variant']} / {r['backend']} @ {r['point']}: {r['unstable_timing']}"
+            + (f" (reproduce: `{r['reproduce']}`)" if r.get("reproduce") else "")
+            for r in rows if r.get("unstable_timing")]
+
+
 def _not_validated_lines(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['model']} / {r['component']} / {r['variant']} / {r['backend']} @ {r['point']}: {r['not_validated']}"
             for r in rows if r["passed"] is None and r.get("not_validated")]
@@ -386,11 +416,13 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("logmel_l1", lambda r: _fmt(r.get("logmel_l1"))),
     ("passed", lambda r: _verdict(r)),
     ("int8 ops", lambda r: r.get("quantized") or ""),
-    ("p50_ms", lambda r: _fmt(r["p50_ms"], ".2f")),
+    ("p50_ms", lambda r: _fmt(r["p50_ms"], ".2f") + (f" {UNSTABLE_MARK}" if r.get("unstable_timing") else "")),
     ("p90_ms", lambda r: _fmt(r["p90_ms"], ".2f")),
     ("p99_ms", lambda r: _fmt(r["p99_ms"], ".2f")),
     ("rtf", lambda r: _fmt(r["rtf"], ".4f")),
-    ("speedup_vs_torch", lambda r: _fmt(r["speedup_vs_torch"], ".2f")),
+    ("speedup_vs_torch", lambda r: _fmt(r["speedup_vs_torch"], ".2f")
+     + (f" {UNSTABLE_MARK}" if r["speedup_vs_torch"] is not None
+        and (r.get("unstable_timing") or r.get("reference_unstable_timing")) else "")),
     ("GFLOP/s", lambda r: _fmt(r.get("gflops"), ".1f")),
     ("% of peak", lambda r: _fmt(100 * r["peak_fraction"], ".0f") if r.get("peak_fraction") else "–"),
     ("fastest beyond noise", lambda r: "★" if r.get("fastest_within_tolerance") else ""),
@@ -523,6 +555,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
     unvalidated = _not_validated_lines(summary["rows"])
     if unvalidated:
         lines += ["## Not validated (no verdict on their own backend)", ""] + [f"- {line}" for line in unvalidated] + [""]
+    unstable = _unstable_lines(summary["rows"])
+    if unstable:
+        lines += ["## Unstable timings", "", UNSTABLE_ADVICE, ""] + [f"- {line}" for line in unstable] + [""]
     if summary.get("skipped_stages"):
         lines += ["## Skipped stages", ""] + [f"- {line}" for line in summary["skipped_stages"]] + [""]
     lines += ["## Environment", ""] + [f"- {line}" for line in _environment_lines(summary["environment"])] + [""]
@@ -593,6 +628,10 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     if unvalidated:
         parts.append("<h2>Not validated (no verdict on their own backend)</h2><ul>"
                      + "".join(f"<li>{esc(line)}</li>" for line in unvalidated) + "</ul>")
+    unstable = _unstable_lines(summary["rows"])
+    if unstable:
+        parts.append(f"<h2>Unstable timings</h2><p>{esc(UNSTABLE_ADVICE.replace('`', ''))}</p><ul>"
+                     + "".join(f"<li class='fail'>{esc(line.replace('`', ''))}</li>" for line in unstable) + "</ul>")
     if summary.get("skipped_stages"):
         parts.append("<h2>Skipped stages</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in summary["skipped_stages"]) + "</ul>")
     parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(summary["environment"])) + "</ul>")

@@ -16,13 +16,17 @@ Builders:
 
 A row without a verdict of its own says why in ``not_validated`` (a backend with no
 validation of the artifact); the PyTorch eager rows are the reference and have no verdict.
+A row whose timings were disturbed by other work on the machine says why in
+``unstable_timing`` (``ttskiln.stats.unstable_timing``, worked out by ``latency_row``); its
+latency is shown, marked, and compared with nothing.
 
 ``speedup`` and ``real_time_factor`` are the one place latencies are divided: a missing, zero
 or non-finite latency gives no number (None), never inf or NaN.
 
 Serialised (``Row.to_dict``) a row has the keys of the records and of ``summary.json``: the
 ``ROW_FIELDS`` and ``failures`` always, the identity keys and the optional keys (``status``,
-``error``, ``not_validated``, ``tolerances``, ``audio``) where set, and ``extra`` as top-level keys.
+``error``, ``not_validated``, ``unstable_timing``, ``tolerances``, ``audio``) where set, and
+``extra`` as top-level keys.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ttskiln.runners import label
+from ttskiln.stats import unstable_timing
 
 #: The file a chain job writes its rows into (``ttskiln.chains``; the report reads it).
 ROWS_FILE = "rows.json"
@@ -47,7 +52,7 @@ IDENTITY_FIELDS = ("model", "component", "variant", "backend", "point", "artifac
 #: Keys every row of the report has (None where not measured), in table order.
 ROW_FIELDS = (*IDENTITY_FIELDS, *ACCURACY_METRICS, "passed", *LATENCY_FIELDS, "rtf", "speedup_vs_torch")
 #: Keys written only where set.
-OPTIONAL_FIELDS = ("status", "error", "not_validated", "tolerances", "audio")
+OPTIONAL_FIELDS = ("status", "error", "not_validated", "unstable_timing", "tolerances", "audio")
 
 
 def _positive(value: Any) -> float | None:
@@ -96,6 +101,7 @@ class Row:
     status: str | None = None
     error: str | None = None
     not_validated: str | None = None
+    unstable_timing: str | None = None
     tolerances: dict[str, float] | None = None
     p50_ms: float | None = None
     p90_ms: float | None = None
@@ -168,13 +174,15 @@ def latency_row(*, component: str | None, variant: str, backend: str, timing: Ma
     """A row of timings (``timing``: p50_ms, p90_ms, p99_ms, as ``time_calls`` gives them):
     ``rtf`` over ``audio_seconds`` and ``speedup_vs_torch`` against ``reference_ms`` (the
     PyTorch eager p50 at the same point), None where they cannot be had. ``all_stats`` keeps
-    the timing's other keys (mean, min, the samples) in ``extra``."""
+    the timing's other keys (mean, min, the samples) in ``extra``. ``unstable_timing`` says why
+    the timing was disturbed by other load, where it was (see ``ttskiln.stats.unstable_timing``)."""
     p50 = timing.get("p50_ms")
     more = {k: v for k, v in timing.items() if k not in LATENCY_FIELDS} if all_stats else {}
     return Row(component=component, variant=variant, backend=backend, model=model, point=point, artifact=artifact,
                p50_ms=p50, p90_ms=timing.get("p90_ms"), p99_ms=timing.get("p99_ms"),
                rtf=real_time_factor(p50, audio_seconds), speedup_vs_torch=speedup(reference_ms, p50),
-               audio_seconds=audio_seconds, not_validated=not_validated, extra={**more, **extra})
+               audio_seconds=audio_seconds, not_validated=not_validated, unstable_timing=unstable_timing(timing),
+               extra={**more, **extra})
 
 
 def error_row(*, variant: str, backend: str, error: str, failure: str | None = None, component: str | None = None,

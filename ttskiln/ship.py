@@ -6,6 +6,11 @@ meets the policy's limits (worst case over the points). Among the eligible, thos
 other beats beyond noise form the top set (see ``ttskiln.stats``); the recommendation is the
 most accurate of the top set (fp32 before fp16 before int8, then the higher worst SNR). So a
 faster variant is shipped only when it is faster beyond noise; otherwise the most accurate.
+
+Timings disturbed by other load (a row's ``unstable_timing``, see ``ttskiln.stats``) decide
+nothing: two candidates either of which is unstable at a compared point are not compared
+(neither beats the other), a speedup over an unstable PyTorch eager timing (or of an unstable
+candidate) is not given, and ``min_speedup`` cannot be checked against it. The reason says so.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ def _ratio(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], points: l
     return median_ratio_ci([(_samples(a[p]), _samples(b[p])) for p in common])
 
 
+def _unstable_points(rows: dict[str, dict[str, Any]], points: list[str]) -> list[str]:
+    """The compared points at which these rows' timings are unstable (``unstable_timing``)."""
+    return [p for p in points if p in rows and rows[p].get("unstable_timing")]
+
+
 def _label(c: dict[str, Any]) -> str:
     return f"{c['variant']} on {c['backend']}"
 
@@ -101,7 +111,9 @@ def _limits(c: dict[str, Any], policy: dict[str, Any]) -> list[str]:
     if policy.get("min_snr_db") is not None and c["snr_db"] is not None and c["snr_db"] < policy["min_snr_db"]:
         why.append(f"SNR {c['snr_db']:.1f} dB < min_snr_db {policy['min_snr_db']}")
     if policy.get("min_speedup") is not None:
-        if c["speedup"] is None:
+        if c["speedup_unstable"]:
+            why.append(f"min_speedup not checked: {c['speedup_unstable']}")
+        elif c["speedup"] is None:
             why.append("no PyTorch timing to check min_speedup against")
         elif c["speedup"][0] < policy["min_speedup"]:
             why.append(f"speedup {c['speedup'][0]:.2f}x < min_speedup {policy['min_speedup']}")
@@ -130,6 +142,7 @@ def ship_table(rows: list[dict[str, Any]], policy: dict[str, Any] | None = None)
             continue
         points = _compare_points([r for c in candidates for r in c["rows"].values()], policy["objective"])
         torch = {r["point"]: r for r in group if r["backend"] == TORCH and r.get("p50_ms")}
+        torch_unstable = _unstable_points(torch, points)
         fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
         fp32_snr = _worst(list(fp32["rows"].values()), "snr_db", lowest=True) if fp32 else None
         for c in candidates:
@@ -138,6 +151,10 @@ def ship_table(rows: list[dict[str, Any]], policy: dict[str, Any] | None = None)
             c["mrstft"] = _worst(measured, "mrstft", lowest=False)
             c["logmel_l1"] = _worst(measured, "logmel_l1", lowest=False)
             c["speedup"] = _ratio(torch, c["rows"], points)  # median(torch) / median(candidate)
+            c["unstable"] = _unstable_points(c["rows"], points)
+            shaky = [f"{TORCH} timing unstable at {', '.join(torch_unstable)}"] if torch_unstable else []
+            shaky += [f"{_label(c)} timing unstable at {', '.join(c['unstable'])}"] if c["unstable"] else []
+            c["speedup_unstable"] = "; ".join(shaky)
             c["excluded"] = _limits(c, policy)
         eligible = [c for c in candidates if not c["excluded"]]
         entry: dict[str, Any] = {"model": model, "component": component, "objective": policy["objective"],
@@ -150,9 +167,9 @@ def ship_table(rows: list[dict[str, Any]], policy: dict[str, Any] | None = None)
             beats = {}  # (i, j): candidate i faster than j beyond noise
             for i, a in enumerate(eligible):
                 for j, b in enumerate(eligible):
-                    if i != j:
+                    if i != j:  # an unstable timing on either side is no evidence: no win
                         ci = _ratio(a["rows"], b["rows"], points)
-                        beats[(i, j)] = beyond_noise(ci)
+                        beats[(i, j)] = beyond_noise(ci) and not a["unstable"] and not b["unstable"]
             top = [i for i in range(len(eligible)) if not any(beats[(j, i)] for j in range(len(eligible)) if j != i)]
             best = min(top, key=lambda i: (VARIANT_ORDER.index(eligible[i]["variant"]) if eligible[i]["variant"]
                                            in VARIANT_ORDER else len(VARIANT_ORDER), -(eligible[i]["snr_db"] or 0.0)))
@@ -168,8 +185,21 @@ def ship_table(rows: list[dict[str, Any]], policy: dict[str, Any] | None = None)
             elif len(top) == 1:
                 reason = "the only eligible artifact no other is faster than beyond noise"
             else:
-                ties = ", ".join(_label(eligible[i]) for i in top if i != best)
-                reason = f"within noise of {ties}: the most accurate of them"
+                ties = [i for i in top if i != best]
+                # A tie with an unstable timing on either side is no comparison at all: say so.
+                within = [i for i in ties if not chosen["unstable"] and not eligible[i]["unstable"]]
+                unsure = [i for i in ties if i not in within]
+                parts = [f"within noise of {', '.join(_label(eligible[i]) for i in within)}"] if within else []
+                if unsure:
+                    parts.append("not compared beyond noise with " + ", ".join(_label(eligible[i]) for i in unsure)
+                                 + " because timing was unstable (other load while timing) at "
+                                 + "; ".join(f"{_label(c)}: {', '.join(c['unstable'])}"
+                                             for c in eligible if c["unstable"])
+                                 + ", rerun its benchmark jobs on an idle machine")
+                reason = ", ".join(parts) + ": the most accurate of them"
+            if chosen["speedup_unstable"]:
+                reason += (f"; speedup vs {TORCH} not given: {chosen['speedup_unstable']} (other load while timing); "
+                           "rerun the benchmark jobs on an idle machine")
             excluded = [f"{_label(c)}: {', '.join(c['excluded'])}" for c in candidates if c["excluded"]]
             if excluded:
                 reason += "; excluded " + "; ".join(excluded)
@@ -178,15 +208,17 @@ def ship_table(rows: list[dict[str, Any]], policy: dict[str, Any] | None = None)
             if chosen["snr_db"] is not None and fp32_snr is not None:
                 delta = 0.0 if chosen["snr_db"] == fp32_snr else chosen["snr_db"] - fp32_snr
             records = [p for r in chosen["rows"].values() for p in r.get("records") or []]
+            trusted = None if chosen["speedup_unstable"] else chosen["speedup"]
             entry.update(artifact=row0.get("artifact"), backend=chosen["backend"], variant=chosen["variant"],
                          size_bytes=size_on_disk(row0.get("artifact")),
-                         speedup_vs_torch=chosen["speedup"][0] if chosen["speedup"] else None,
-                         speedup_ci=list(chosen["speedup"][1:]) if chosen["speedup"] else None,
+                         speedup_vs_torch=trusted[0] if trusted else None,
+                         speedup_ci=list(trusted[1:]) if trusted else None,
                          snr_db=chosen["snr_db"], delta_snr_db=delta, mrstft=chosen["mrstft"],
                          logmel_l1=chosen["logmel_l1"], reason=reason,
                          reproduce=reproduce_command(records, row0.get("threads")))
         entry["candidates"] = [{"variant": c["variant"], "backend": c["backend"],
-                                "speedup_vs_torch": c["speedup"][0] if c["speedup"] else None,
+                                "speedup_vs_torch": (c["speedup"][0] if c["speedup"] and not c["speedup_unstable"]
+                                                     else None),
                                 "excluded": c["excluded"]} for c in candidates]
         table.append(entry)
     return table
