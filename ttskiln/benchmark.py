@@ -151,6 +151,7 @@ def _chunked_call(runner: Any, feed: dict[str, np.ndarray], chunking: dict[str, 
 def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str, np.ndarray],
             outputs: dict[str, np.ndarray], stats: dict[str, float], threads: int, warmup: int, repeats: int,
             chunking: dict[str, Any] | None, labels: dict[str, str], output: str) -> dict[str, Any]:
+    load = machine_load()  # right after timing: what the timed calls shared the cores with
     entry = runner_backend(backend)
     gflop = None
     if entry.kind in ("onnxruntime", "openvino") and not chunking:
@@ -158,7 +159,6 @@ def _record(backend: str, artifact: str, spec: Any, info: Any, inputs: dict[str,
 
         gflop = count_flops(artifact, {n: list(inputs[n].shape) for n in spec.input_names}) / 1e9
     seconds = audio_seconds(outputs, spec.audio_output, info.sample_rate)
-    load = machine_load()  # after timing (and the FLOP count): what the timed calls shared the cores with
     record = {
         **labels,
         "backend": entry.label,
