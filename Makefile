@@ -19,7 +19,7 @@ demo: $(STAMP)
 	@echo "Report: $(CURDIR)/reports/index.html (tables: reports/summary.md, data: reports/summary.json)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=12
+	$(BIN)/python -m pytest -q -n $(CORES) --dist loadfile --durations=12
 
 # How long planning takes (snakemake --version, a no-op rerun of the demo built here, dry runs
 # of 25/50/100 generated Vocos models): make bench-plan [DEMO_DIR=folder of a built demo]
