@@ -164,3 +164,20 @@ def test_compare_refuses_what_is_not_a_summary_and_fails_on_vanished_rows(tmp_pa
     assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "fewer.json")]) == 1
     assert "missing from NEW" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "old.json"), "--threshold", "-1"]) == 2
+
+
+def test_compare_does_not_call_a_changed_model_a_regression():
+    """Another checkpoint under the same name (hop 64 -> 256, more parameters) is slower for a
+    reason compare must not call a regression; the same model with other limits is compared."""
+    old = {**_summary({"fp32": 4.0, "int8": 2.0}, seed=0), "models": {}}
+    slow = {**_summary({"fp32": 4.0, "int8": 2.6}, seed=100), "models": {}}
+    for summary, hop, limit in ((old, 64, 1e-4), (slow, 256, 1e-3)):
+        summary["models"] = {r["model"]: {"hop_length": hop, "parameters": 35618 + hop, "tolerances": {"max_abs_err": limit}}
+                             for r in summary["rows"]}
+    result = compare_summaries(old, slow)
+    assert result["regressions"] == []
+    assert {r["latency"] for r in result["rows"] if r["variant"] == "int8"} == {"not compared: the model changed"}
+    for summary in (old, slow):  # the same model: the planted slowdown is found again
+        for meta in summary["models"].values():
+            meta.update(hop_length=256, parameters=35874)
+    assert [r["variant"] for r in compare_summaries(old, slow)["regressions"]] == ["int8"]

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         "compare", help="compare two reports' summary.json: latency and accuracy per row, regressions beyond noise",
         description="Rows are matched by model, component, variant, backend and point. A row regresses when the 95 % "
                     "bootstrap interval of its median-latency ratio (new / old) lies wholly above 1 + threshold, or "
-                    "its validation went from pass to fail. Exits 1 when any row regressed.")
+                    "its validation went from pass to fail. Rows whose model changed (another checkpoint or layout under "
+                    "the same name) or whose input shape changed, and rows timed on a loaded machine, are listed but not "
+                    "judged on latency. Exits 1 when any row regressed or vanished, 2 when a file is not a summary.")
     compare.add_argument("old", help="the earlier summary.json (e.g. one under reports/history/)")
     compare.add_argument("new", help="the later summary.json")
     compare.add_argument("--threshold", type=float, default=0.05,

@@ -77,7 +77,8 @@ def _num(value: Any) -> float | None:
 def compare_summaries(old: dict[str, Any], new: dict[str, Any], threshold: float = THRESHOLD) -> dict[str, Any]:
     """Per matched row: latency ratio new/old with its interval, accuracy changes, and the verdict
     (``regression``, ``faster``, ``within noise``, ``unstable timing`` where either run's timing
-    was disturbed by other load, ``no samples``)."""
+    was disturbed by other load, ``not compared: the model changed`` (another checkpoint or
+    layout under the same name) or ``... the input shape changed``, ``no samples``)."""
     before = {tuple(r.get(k) for k in KEY): r for r in old.get("rows", [])}
     after = {tuple(r.get(k) for k in KEY): r for r in new.get("rows", [])}
     rows = []
@@ -88,9 +89,12 @@ def compare_summaries(old: dict[str, Any], new: dict[str, Any], threshold: float
         entry.update(old_p50_ms=a.get("p50_ms"), new_p50_ms=b.get("p50_ms"),
                      latency_ratio=ci[0] if ci else None, latency_ci=list(ci[1:]) if ci else None)
         problems = []
+        changed = _model_changed(old, new, key[0]) or ("input shape" if a.get("shape") != b.get("shape") else None)
         unstable = a.get("unstable_timing") or unstable_timing(a) or b.get("unstable_timing") or unstable_timing(b)
         if ci is None:
             entry["latency"] = "no samples" if a.get("p50_ms") and b.get("p50_ms") else "not timed"
+        elif changed:  # another model or input: its latency says nothing of a regression
+            entry["latency"] = f"not compared: the {changed} changed"
         elif unstable:  # a median disturbed by other load is no evidence either way
             entry["latency"] = "unstable timing"
         elif ci[1] > 1 + threshold:
@@ -113,6 +117,20 @@ def compare_summaries(old: dict[str, Any], new: dict[str, Any], threshold: float
             "faster": [r for r in rows if r["latency"] == "faster"],
             "added": [dict(zip(KEY, k)) for k in after if k not in before],
             "removed": [dict(zip(KEY, k)) for k in before if k not in after]}
+
+
+#: Model facts in summary.json that do not change what is timed (limits are judged per row).
+_NOT_MODEL = ("tolerances", "points")
+
+
+def _model_changed(old: dict[str, Any], new: dict[str, Any], model: Any) -> str | None:
+    """"model" when the two summaries describe different models of that name (another
+    checkpoint, preset, parameters or layout), else None."""
+    a, b = (s.get("models", {}).get(model) for s in (old, new))
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None
+    same = {k: v for k, v in a.items() if k not in _NOT_MODEL} == {k: v for k, v in b.items() if k not in _NOT_MODEL}
+    return None if same else "model"
 
 
 def row_name(row: dict[str, Any]) -> str:
