@@ -125,7 +125,7 @@ def test_f5_demo_vocabulary_speaks_the_default_texts():
 
 
 def test_f5_chain_texts_refused_at_plan_time(tmp_path):
-    voc = {"family": "vocos", "checkpoint": {"synthetic": "tiny"}}
+    voc = {"family": "vocos", "checkpoint": {"synthetic": "tiny", "overrides": {"hop_length": 256, "n_fft": 1024}}}
 
     def f5(frames=256, **options):
         return {"f": {"family": "f5tts", "checkpoint": {"synthetic": "demo"}, "options": {"vocoder": "voc", **options},

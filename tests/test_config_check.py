@@ -149,7 +149,7 @@ def _f5(**options):
 
 
 def test_f5_chain_texts_against_the_vocabulary(tmp_path):
-    voc = {"family": "vocos", "checkpoint": {"synthetic": "tiny"}}
+    voc = {"family": "vocos", "checkpoint": {"synthetic": "tiny", "overrides": {"hop_length": 256, "n_fft": 1024}}}
     plan({"f": _f5(), "voc": voc}, tmp_path)
     plan({"f": _f5(reference_text="ABC, 12.", chain_texts=["BAD 7."]), "voc": voc}, tmp_path)
     message = refused({"f": _f5(reference_text="Hello World"), "voc": voc}, tmp_path, ConfigError)

@@ -34,7 +34,7 @@ BASE: dict[str, Any] = {
     "models": {
         "voc": {
             "family": "vocos",
-            "checkpoint": {"synthetic": "tiny", "seed": 1, "overrides": {"num_layers": 1}},
+            "checkpoint": {"synthetic": "tiny", "seed": 1, "overrides": {"num_layers": 1, "hop_length": 256, "n_fft": 1024}},
             "variants": ["fp32", "fp16", "int8"],
             "profiles": {"p": {"batch": {"min": 1, "opt": 1, "max": 2}, "frames": {"min": 8, "opt": 16, "max": 32},
                                "extra_points": [{"frames": 20}]}},

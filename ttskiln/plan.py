@@ -25,7 +25,7 @@ import numpy as np
 from ttskiln.config_check import check_config
 from ttskiln.errors import CheckpointError, ConfigError, InputError, TtskilnError, for_model
 from ttskiln.families import FAMILIES, get_family
-from ttskiln.families.base import ModelInfo
+from ttskiln.families.base import LinkedModel, ModelInfo
 from ttskiln.ship import DEFAULT_POLICY
 
 SAMPLE_POINT = "sample"
@@ -241,6 +241,15 @@ def build_plan(config: dict[str, Any], workdir: Path, check_files: bool = True) 
             wanted = get_family(model.family).link_families.get(role)
             if wanted and models[other].family != wanted:
                 raise ConfigError(f"model '{name}': options.{role}: {other!r} is a {models[other].family} model; it must be a {wanted} model")
+    for name, model in models.items():
+        if not model.links:
+            continue
+        linked = {role: LinkedModel(other, models[other].family, models[other].config, models[other].info)
+                  for role, other in model.links.items()}
+        try:
+            get_family(model.family).check_links(model.config, model.options, linked)
+        except TtskilnError as exc:
+            raise for_model(name, exc) from None
     return Plan(
         models=models,
         seed=int(config.get("seed", 0)),

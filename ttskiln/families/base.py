@@ -108,6 +108,17 @@ class ChainJob:
 
 
 @dataclass(frozen=True)
+class LinkedModel:
+    """A model of the same config that another model links (``links``), as planned: its
+    name, family name, resolved config and description."""
+
+    name: str
+    family: str
+    config: dict[str, Any]
+    info: ModelInfo
+
+
+@dataclass(frozen=True)
 class ParityCase:
     """A folder of upstream outputs: manifest, checkpoint files, inputs.npz, outputs.npz."""
 
@@ -440,6 +451,13 @@ class Family(ABC):
         """ConfigError for a limit of this family a point or an option breaks (text tokens
         above the model's positions, say), so that no job fails on it later. ``checkpoint``
         is the checkpoint folder or file (None for a synthetic checkpoint not yet written)."""
+
+    def check_links(self, config: dict[str, Any], options: dict[str, Any],
+                    linked: dict[str, LinkedModel]) -> None:
+        """ConfigError for a linked model (by role, once every model of the config is planned)
+        that cannot work with this one (a vocoder of another hop, say), so that the run stops
+        before its first job. The message starts with the option's key path
+        (``options.<role>: ...``); the planner prefixes the model name."""
 
     def input_limits(self, info: ModelInfo, component: str) -> dict[str, tuple[int, int]]:
         """Integer inputs' allowed range (inclusive), e.g. token ids inside the vocabulary."""

@@ -65,6 +65,7 @@ from ttskiln.families.base import (
     Command,
     ComponentSpec,
     Family,
+    LinkedModel,
     ModelInfo,
     Option,
     ParityCase,
@@ -351,6 +352,20 @@ class F5TTSFamily(Family):
     def input_limits(self, info: ModelInfo, component: str) -> dict[str, tuple[int, int]]:
         """The graph's text ids: 0 (filler) .. text_num_embeds (vocab.txt ids shifted by one)."""
         return {"text": (0, int(info.summary["text_num_embeds"]))}
+
+    def check_links(self, config: dict[str, Any], options: dict[str, Any],
+                    linked: dict[str, LinkedModel]) -> None:
+        """The linked vocoder reads this model's mel: same bands, hop and sample rate."""
+        from ttskiln.families.f5tts.config import F5Config
+        from ttskiln.families.f5tts.synthesis import VOCODER_ROLE, check_vocoder_info
+
+        vocoder = linked.get(VOCODER_ROLE)
+        if vocoder is None:
+            return
+        try:
+            check_vocoder_info(F5Config.from_dict(config), vocoder.info, repr(vocoder.name))
+        except ConfigError as exc:
+            raise ConfigError(f"options.{VOCODER_ROLE}: {exc}") from None
 
     def check_plan(self, info: ModelInfo, config: dict[str, Any], options: dict[str, Any],
                    points: list[Any], checkpoint: Path | None) -> None:

@@ -85,6 +85,11 @@ def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> 
         info = vocoder_family().describe(vocoder_config)
     except CheckpointError as exc:
         raise CheckpointError(f"vocoder {where}: {exc}") from None
+    check_vocoder_info(cfg, info, where)
+
+
+def check_vocoder_info(cfg: F5Config, info: Any, where: str) -> None:
+    """``check_vocoder`` on the vocoder's description (``ModelInfo``), as the planner has it."""
     n_mels = info.component(VOCODER_COMPONENT).inputs[0].shape[1]
     got = (n_mels, info.hop_length, info.sample_rate)
     want = (cfg.mel_dim, cfg.hop_length, cfg.sample_rate)
