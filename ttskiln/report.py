@@ -396,6 +396,12 @@ def _unstable_lines(rows: list[dict[str, Any]]) -> list[str]:
             for r in rows if r.get("unstable_timing")]
 
 
+def _failure_line(row: dict[str, Any]) -> str:
+    """A failed row, named with its backend (a bf16 run of the fp32 graph is not an fp32 failure)."""
+    return (f"{row['model']} / {row['component']} / {row['variant']} / {row['backend']} @ {row['point']}: "
+            f"{'; '.join(row['failures'])}")
+
+
 def _not_validated_lines(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['model']} / {r['component']} / {r['variant']} / {r['backend']} @ {r['point']}: {r['not_validated']}"
             for r in rows if r["passed"] is None and r.get("not_validated")]
@@ -550,7 +556,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     failed = [r for r in summary["rows"] if r.get("passed") is False]
     if failed:
         lines += ["## Failed validations", ""]
-        lines += [f"- {r['model']} / {r['component']} / {r['variant']} @ {r['point']}: {'; '.join(r['failures'])}" for r in failed]
+        lines += [f"- {_failure_line(r)}" for r in failed]
         lines.append("")
     unvalidated = _not_validated_lines(summary["rows"])
     if unvalidated:
@@ -622,8 +628,7 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     failed = [r for r in summary["rows"] if r.get("passed") is False]
     if failed:
         parts.append("<h2>Failed validations</h2><ul>" + "".join(
-            f"<li>{esc(r['model'])} / {esc(r['component'])} / {esc(r['variant'])} @ {esc(r['point'])}: "
-            f"{esc('; '.join(r['failures']))}</li>" for r in failed) + "</ul>")
+            f"<li>{esc(_failure_line(r))}</li>" for r in failed) + "</ul>")
     unvalidated = _not_validated_lines(summary["rows"])
     if unvalidated:
         parts.append("<h2>Not validated (no verdict on their own backend)</h2><ul>"
