@@ -25,7 +25,7 @@ from ttskiln.rows import ROW_FIELDS  # noqa: F401  (the row keys, for readers of
 from ttskiln.rows import REFERENCE_BACKEND, Row, accuracy_row, latency_row, not_validated_reason
 from ttskiln.runners import BACKENDS
 from ttskiln.ship import DEFAULT_POLICY, reproduce_command, ship_table
-from ttskiln.stats import MARGIN, UNSTABLE_P50_OVER_MIN, faster_beyond_noise, median_ratio_ci, unstable_timing
+from ttskiln.stats import MARGIN, UNSTABLE_LOAD_PER_CORE, UNSTABLE_P50_OVER_MIN, faster_beyond_noise, median_ratio_ci, unstable_timing
 
 SYNTHETIC_NOTE = (
     "SYNTHETIC WEIGHTS: {models} use seeded random weights in the released file format, "
@@ -406,8 +406,8 @@ def _verdict(row: dict[str, Any]) -> str:
 #: How a latency (or a speedup computed from one) with unstable timings is marked in the tables.
 UNSTABLE_MARK = "(unstable)"
 UNSTABLE_ADVICE = (
-    f"{UNSTABLE_MARK}: the median of these timings is more than {UNSTABLE_P50_OVER_MIN:g}x the fastest call, so other "
-    "work loaded the machine while they ran; their numbers, and speedups computed from them, are not evidence. "
+    f"{UNSTABLE_MARK}: the median of these timings is more than {UNSTABLE_P50_OVER_MIN:g}x the fastest call, or the "
+    f"load average was over {UNSTABLE_LOAD_PER_CORE:g}x the cores, so other work loaded the machine while they ran; their numbers, and speedups computed from them, are not evidence. "
     "Rerun those benchmark jobs on an idle machine: `snakemake --forcerun benchmark_torch benchmark_onnx` "
     "(the whole benchmark stage), or each row's reproduce command."
 )
