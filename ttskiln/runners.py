@@ -252,6 +252,16 @@ class OrtRunner(Runner):
         return lambda: self.session.run_with_iobinding(binding)
 
 
+def openvino_cpu_bf16() -> bool | None:
+    """Whether OpenVINO's CPU plugin can run bf16 here (``BF16`` among the CPU's optimization
+    capabilities); None where OpenVINO is not importable."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 class OpenVinoRunner(Runner):
     """An ONNX graph compiled by OpenVINO for the CPU.
 
