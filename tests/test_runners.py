@@ -202,7 +202,10 @@ def test_plan_resolves_backends_and_holds_bf16_to_fp16_limits(tmp_path):
 
 
 @pytest.mark.parametrize("given, message", [
-    ("openvino-npu", "model 'm': backends: unknown backend 'openvino-npu'; known: torch, ort-cpu"),
+    ("openvino-npu", "model 'm': backends: unknown backend 'openvino-npu' (did you mean 'openvino-cpu'?); "
+                     "known: ort-cpu, openvino-cpu, openvino-cpu-bf16"),
+    ("openvino-bf61", "model 'm': backends: unknown backend 'openvino-bf61' (did you mean 'openvino-bf16'?); known:"),
+    ("xyz", "model 'm': backends: unknown backend 'xyz'; known: ort-cpu, openvino-cpu, openvino-cpu-bf16"),
     ("tensorrt", "model 'm': backends: 'tensorrt' is not a CPU backend of ONNX artifacts (gpu.stages schedules"),
     ("torch", "model 'm': backends: 'torch' is not a CPU backend of ONNX artifacts (PyTorch is always"),
 ])
