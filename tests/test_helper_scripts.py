@@ -1,4 +1,4 @@
-"""scripts/cpu_backends.py: a bad argument is one line (exit 2), and the ratio column keeps its digits."""
+"""scripts/cpu_backends.py and scripts/bench_planning.py: one-line errors, honest figures."""
 
 from __future__ import annotations
 
@@ -33,3 +33,12 @@ def test_the_ratio_keeps_two_significant_digits(script):
     assert script.ratio(10.0, 2500.0) == "0.0040x"  # PyTorch far slower than ONNX Runtime: not "0.00x"
     assert script.ratio(10.0, 7.7) == "1.3x" and script.ratio(10.0, 0.5) == "20x"
     assert script.ratio(10.0, None) == "–" and script.ratio(None, 1.0) == "–"
+
+
+def test_bench_planning_calls_a_full_plan_no_no_op():
+    spec = importlib.util.spec_from_file_location("bench_planning_script", SCRIPT.parent / "bench_planning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stale = module.demo_line(3.0, 1.5, 412)
+    assert "not a no-op: 412 jobs planned (rebuild the demo first)" in stale and "no-op dry run" not in stale
+    assert module.demo_line(3.0, 1.5, 0).startswith("demo no-op dry run: 3.00 s (2.00x --version)")
