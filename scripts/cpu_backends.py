@@ -11,19 +11,38 @@ abs error against PyTorch eager. A measurement to read, not a test.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ttskiln.benchmark import time_calls
+from ttskiln.errors import ConfigError, TtskilnError, one_line
 from ttskiln.families import get_family
 from ttskiln.runners import TorchRunner, artifact_runner, label
 
 BACKENDS = ("ort-cpu", "openvino-cpu", "openvino-cpu-bf16")
 
 
-def main() -> None:
+def ratio(base: float | None, p50: float | None) -> str:
+    """``base / p50`` to two significant digits (0.0040x, 1.3x, 12x), or "–" without a timing."""
+    if not base or not p50:
+        return "–"
+    value = base / p50
+    return f"{value:.0f}x" if value >= 10 else f"{value:#.2g}x"
+
+
+def main() -> int:
+    try:
+        run()
+    except TtskilnError as exc:
+        print(f"cpu_backends: {one_line(exc)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="vocos-mel-24khz")
     parser.add_argument("--frames", type=int, default=1024)
@@ -31,6 +50,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    if args.frames < 1:
+        raise ConfigError(f"--frames: {args.frames} frames; give at least 1")
 
     from ttskiln.export import export_component
     from ttskiln.simplify import simplify_onnx
@@ -63,8 +84,8 @@ def main() -> None:
           f"{args.warmup} warm-up + {args.repeats} timed calls")
     print(f"{'backend':<20} {'p50 ms':>9} {'vs ort fp32':>12} {'max abs err vs torch':>22}")
     for name, p50, err in rows:
-        print(f"{name:<20} {p50:>9.2f} {base / p50:>11.2f}x {err:>22.3g}")
+        print(f"{name:<20} {p50:>9.2f} {ratio(base, p50):>12} {err:>22.3g}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

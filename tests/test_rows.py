@@ -3,12 +3,13 @@ their own backend's validation. In-process, from small generated records."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 
 import pytest
 
-from ttskiln.report import build_rows, chain_rows, render_markdown
+from ttskiln.report import build_rows, chain_rows, render_html, render_markdown
 from ttskiln.rows import (
     ROW_FIELDS,
     Row,
@@ -100,6 +101,19 @@ def test_a_gpu_row_never_borrows_the_cpu_validation():
     text = render_markdown(summary)
     assert "| not validated |" in text and "## Not validated" in text
     assert f"m / c / fp16 / onnxruntime-cuda @ p: {cuda['not_validated']}" in text
+
+
+def test_a_failed_validation_names_its_backend():
+    # bf16 arithmetic over the fp32 graph fails: the line must not read as an fp32 failure on ONNX Runtime.
+    benches = [_bench("pytorch-eager", 10.0) | {"variant": "fp32"}, _bench("openvino-cpu-bf16", 5.0) | {"variant": "fp32"}]
+    check = _check("openvino-cpu-bf16", passed=False) | {"variant": "fp32"}
+    rows = build_rows([check], benches)
+    summary = {"notes": [], "models": {"m": {"family": "vocos", "checkpoint": "ck"}}, "rows": rows,
+               "environment": {"cpu": "c", "cpu_count": 1, "threads": 1, "hostname": "h", "versions": {}}}
+    line = "m / c / fp32 / openvino-cpu-bf16 @ p: max_abs_err 1 > 0.01"
+    markdown = render_markdown(summary)
+    assert "## Failed validations" in markdown and f"- {line}" in markdown
+    assert f"<li>{html.escape(line)}</li>" in render_html(summary, {})
 
 
 def test_no_validation_anywhere_still_says_why():

@@ -23,6 +23,7 @@ from ttskiln.runners import (
     backend,
     canonical,
     label,
+    openvino_cpu_bf16,
 )
 
 VOCOS = get_family("vocos")
@@ -106,14 +107,8 @@ def test_ort_runner_keeps_named_outputs_as_ort_values(tiny):
     np.testing.assert_array_equal(got[out].numpy(), OrtRunner(tiny["onnx"]).activate().infer(tiny["feed"])[out])
 
 
-def _has_bf16() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 def test_openvino_bf16_is_within_its_limits_and_not_fp32(tiny):
-    if not _has_bf16():
+    if not openvino_cpu_bf16():
         with pytest.raises(TtskilnError, match="not bf16"):
             OpenVinoRunner(tiny["onnx"], precision="bf16").activate()
         pytest.skip("this CPU has no bf16 support: the bf16 runner refuses to run (checked above)")
@@ -207,7 +202,10 @@ def test_plan_resolves_backends_and_holds_bf16_to_fp16_limits(tmp_path):
 
 
 @pytest.mark.parametrize("given, message", [
-    ("openvino-npu", "model 'm': backends: unknown backend 'openvino-npu'; known: torch, ort-cpu"),
+    ("openvino-npu", "model 'm': backends: unknown backend 'openvino-npu' (did you mean 'openvino-cpu'?); "
+                     "known: ort-cpu, openvino-cpu, openvino-cpu-bf16"),
+    ("openvino-bf61", "model 'm': backends: unknown backend 'openvino-bf61' (did you mean 'openvino-bf16'?); known:"),
+    ("xyz", "model 'm': backends: unknown backend 'xyz'; known: ort-cpu, openvino-cpu, openvino-cpu-bf16"),
     ("tensorrt", "model 'm': backends: 'tensorrt' is not a CPU backend of ONNX artifacts (gpu.stages schedules"),
     ("torch", "model 'm': backends: 'torch' is not a CPU backend of ONNX artifacts (PyTorch is always"),
 ])
@@ -215,3 +213,17 @@ def test_plan_refuses_a_backend_in_one_line(tmp_path, given, message):
     with pytest.raises(ConfigError) as info:
         _plan(tmp_path, backends=[given])
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_doctor_and_the_report_environment_name_openvino_and_its_bf16(monkeypatch):
+    from ttskiln import doctor
+    from ttskiln.environment import library_versions
+
+    assert "openvino" in library_versions()
+    assert isinstance(openvino_cpu_bf16(), bool)  # OpenVINO is a dependency here
+    monkeypatch.setattr(doctor, "openvino_cpu_bf16", lambda: True)
+    assert "OpenVINO CPU fp32" in doctor._openvino() and "OpenVINO CPU bf16" in doctor._openvino()
+    monkeypatch.setattr(doctor, "openvino_cpu_bf16", lambda: False)
+    assert "OpenVINO CPU bf16" not in doctor._openvino() and "no bf16" in doctor._openvino()
+    monkeypatch.setattr(doctor, "openvino_cpu_bf16", lambda: None)
+    assert "not installed" in doctor._openvino()

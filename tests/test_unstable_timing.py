@@ -31,7 +31,7 @@ def _bench(variant: str, backend: str, samples: list[float]) -> dict:
             "artifact": f"artifacts/m/c/{variant}.onnx", "shape": {"x": [1, 100, 8]}, "audio_seconds": 0.1,
             "p50_ms": float(np.median(samples)), "p90_ms": float(np.percentile(samples, 90)),
             "p99_ms": float(np.percentile(samples, 99)), "min_ms": float(min(samples)), "samples_ms": samples,
-            "threads": 1, "environment": ENV, "load_average": 5.3, "cpu_count": 2}
+            "threads": 1, "environment": ENV, "load_average": 0.9, "cpu_count": 2}
 
 
 def _check(variant: str) -> dict:
@@ -134,3 +134,20 @@ def test_samples_of_different_calls_are_not_judged_by_the_rule():
                              1.41, 1.17, 5.29, 1.34, 0.62]}
     assert unstable_timing(spread) is not None
     assert unstable_timing({**spread, "varied_calls": True}) is None
+
+
+def test_evenly_slow_calls_on_a_loaded_machine_are_flagged_by_the_load():
+    from ttskiln.stats import UNSTABLE_LOAD_PER_CORE
+
+    steady = _steady(50.0, seed=3)  # every call slowed alike: the p50-over-fastest rule sees nothing
+    cores = 4
+    over, under = UNSTABLE_LOAD_PER_CORE * cores + 0.5, UNSTABLE_LOAD_PER_CORE * cores - 0.5
+    reason = unstable_timing({"samples_ms": steady, "load_average": over, "cpu_count": cores})
+    assert reason is not None and f"load average {over:.1f} on {cores} cores" in reason
+    # At or under the threshold (the benchmark's own threads), or without a load reading: not flagged.
+    assert unstable_timing({"samples_ms": steady, "load_average": under, "cpu_count": cores}) is None
+    assert unstable_timing({"samples_ms": steady, "load_average": over}) is None
+    # The load rule judges records of varied calls too (the ratio rule does not).
+    varied = {"samples_ms": [1.0] * 9 + [3.0] * 11, "varied_calls": True, "cpu_count": cores}
+    assert unstable_timing(varied | {"load_average": under}) is None
+    assert unstable_timing(varied | {"load_average": over}) is not None

@@ -14,6 +14,7 @@ LIBRARIES = (
     "onnxruntime",
     "onnxsim",
     "onnxslim",
+    "openvino",
     "polygraphy",
     "numpy",
     "snakemake",

@@ -381,14 +381,19 @@ def _model_plan(name: str, entry: dict[str, Any], workdir: Path, check_files: bo
 
 def _backends(entry: dict[str, Any]) -> tuple[str, ...]:
     """The model's CPU backends beside ONNX Runtime, by canonical name (aliases resolved)."""
-    from ttskiln.runners import backend
+    from ttskiln.runners import BACKENDS, backend
 
+    accepted = [b for b in BACKENDS.values() if b.device == "cpu" and b.kind != "torch"]
     names: list[str] = []
     for given in entry.get("backends") or []:
         try:
             b = backend(given)
-        except ConfigError as exc:
-            raise ConfigError(f"backends: {exc}") from None
+        except ConfigError:
+            spellings = [s for b in accepted for s in (b.name, b.label, *b.aliases)]
+            close = difflib.get_close_matches(str(given).strip().lower(), spellings, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"backends: unknown backend {str(given)[:60]!r}{hint}; "
+                              f"known: {', '.join(b.name for b in accepted)}") from None
         if b.device != "cpu" or b.kind == "torch":
             raise ConfigError(f"backends: {given!r} is not a CPU backend of ONNX artifacts "
                               f"({'gpu.stages schedules GPU backends' if b.device != 'cpu' else 'PyTorch is always the reference'})")

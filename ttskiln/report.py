@@ -23,8 +23,9 @@ from ttskiln.environment import environment
 from ttskiln.history import compare_summaries, describe, history_dir, previous_entry, source_state, write_history
 from ttskiln.rows import ROW_FIELDS  # noqa: F401  (the row keys, for readers of summary.json)
 from ttskiln.rows import REFERENCE_BACKEND, Row, accuracy_row, latency_row, not_validated_reason
+from ttskiln.runners import BACKENDS
 from ttskiln.ship import DEFAULT_POLICY, reproduce_command, ship_table
-from ttskiln.stats import MARGIN, UNSTABLE_P50_OVER_MIN, faster_beyond_noise, median_ratio_ci, unstable_timing
+from ttskiln.stats import MARGIN, UNSTABLE_LOAD_PER_CORE, UNSTABLE_P50_OVER_MIN, faster_beyond_noise, median_ratio_ci, unstable_timing
 
 SYNTHETIC_NOTE = (
     "SYNTHETIC WEIGHTS: {models} use seeded random weights in the released file format, "
@@ -197,18 +198,39 @@ def chain_rows(directories: list[str]) -> list[dict[str, Any]]:
 PEAK_PRECISION = {"int8": "int8", "fp16": "fp16"}
 
 
-def row_peak(peak: dict[str, Any] | None, variant: str) -> float | None:
-    """The measured peak (GFLOP/s, or GOP/s for int8) for rows of ``variant``."""
-    if not peak:
+def backend_precision(backend_label: str | None) -> str | None:
+    """The arithmetic a backend forces on the graph (OpenVINO's precision hint: ``bf16`` over
+    the fp32 graph), or None where the backend runs the graph's own precision."""
+    for entry in BACKENDS.values():
+        if backend_label in (entry.name, entry.label, *entry.aliases):
+            return entry.precision
+    return None
+
+
+def no_peak_reason(peak: dict[str, Any] | None, backend_label: str | None) -> str | None:
+    """Why a row of ``backend_label`` gets no share of a peak although one is measured: its
+    arithmetic (bf16) has no measured peak, and the fp32 one would overstate the share."""
+    precision = backend_precision(backend_label)
+    if not peak or precision is None or precision in (peak.get("peaks") or {"fp32": None}):
+        return None
+    return f"{precision} arithmetic ({backend_label}): no {precision} GEMM peak is measured"
+
+
+def row_peak(peak: dict[str, Any] | None, variant: str, backend_label: str | None = None) -> float | None:
+    """The measured peak (GFLOP/s, or GOP/s for int8) for rows of ``variant`` on ``backend_label``;
+    None where the backend's arithmetic has no measured peak (``no_peak_reason``)."""
+    if not peak or no_peak_reason(peak, backend_label):
         return None
     per = peak.get("peaks") or {"fp32": {"gflops": peak.get("gflops")}}
-    entry = per.get(PEAK_PRECISION.get(variant, "fp32")) or per.get("fp32") or {}
+    precision = backend_precision(backend_label) or PEAK_PRECISION.get(variant, "fp32")
+    entry = per.get(precision) or per.get("fp32") or {}
     return entry.get("gflops")
 
 
 def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -> list[str]:
     """GFLOP/s (work counted from the fp32 graph at the point's shapes) against the machine's
-    GEMM peak in the row's own precision, and the star (``fastest_within_tolerance``): at each
+    GEMM peak in the row's own precision (none for bf16 arithmetic: no bf16 peak is measured, and
+    the fp32 one would overstate its share; ``no_peak`` says so), and the star (``fastest_within_tolerance``): at each
     model/component/point, the row within tolerance that is faster than every other such row
     beyond noise, or no row at all when none is (nor when one of them has unstable timings).
     Returns a line per row whose share of its peak exceeds 100 %
@@ -222,12 +244,13 @@ def add_speed_context(rows: list[dict[str, Any]], peak: dict[str, Any] | None) -
         gflop = work.get(key) if row["variant"] != "fp32-chunked" else None
         row["gflop"] = gflop
         row["gflops"] = gflop / (row["p50_ms"] / 1e3) if gflop and row.get("p50_ms") else None
-        limit = row_peak(peak, row["variant"])
+        limit = row_peak(peak, row["variant"], row.get("backend"))
         row["peak_fraction"] = row["gflops"] / limit if row["gflops"] and limit else None
+        row["no_peak"] = no_peak_reason(peak, row.get("backend")) if row["gflops"] else None
         if row["peak_fraction"] and row["peak_fraction"] > 1:
             over.append(f"{row['model']} / {row['component']} / {row['variant']} @ {row['point']}: "
                         f"{row['gflops']:.1f} GFLOP/s is {100 * row['peak_fraction']:.0f} % of the measured "
-                        f"{PEAK_PRECISION.get(row['variant'], 'fp32')} peak {limit:.1f}")
+                        f"{backend_precision(row.get('backend')) or PEAK_PRECISION.get(row['variant'], 'fp32')} peak {limit:.1f}")
         row["fastest_within_tolerance"] = False
     for group in groups.values():
         # Chain rows time different things per variant (one step, a whole run): not comparable.
@@ -383,8 +406,8 @@ def _verdict(row: dict[str, Any]) -> str:
 #: How a latency (or a speedup computed from one) with unstable timings is marked in the tables.
 UNSTABLE_MARK = "(unstable)"
 UNSTABLE_ADVICE = (
-    f"{UNSTABLE_MARK}: the median of these timings is more than {UNSTABLE_P50_OVER_MIN:g}x the fastest call, so other "
-    "work loaded the machine while they ran; their numbers, and speedups computed from them, are not evidence. "
+    f"{UNSTABLE_MARK}: the median of these timings is more than {UNSTABLE_P50_OVER_MIN:g}x the fastest call, or the "
+    f"load average was over {UNSTABLE_LOAD_PER_CORE:g}x the cores, so other work loaded the machine while they ran; their numbers, and speedups computed from them, are not evidence. "
     "Rerun those benchmark jobs on an idle machine: `snakemake --forcerun benchmark_torch benchmark_onnx` "
     "(the whole benchmark stage), or each row's reproduce command."
 )
@@ -394,6 +417,12 @@ def _unstable_lines(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['model']} / {r['component']} / {r['variant']} / {r['backend']} @ {r['point']}: {r['unstable_timing']}"
             + (f" (reproduce: `{r['reproduce']}`)" if r.get("reproduce") else "")
             for r in rows if r.get("unstable_timing")]
+
+
+def _failure_line(row: dict[str, Any]) -> str:
+    """A failed row, named with its backend (a bf16 run of the fp32 graph is not an fp32 failure)."""
+    return (f"{row['model']} / {row['component']} / {row['variant']} / {row['backend']} @ {row['point']}: "
+            f"{'; '.join(row['failures'])}")
 
 
 def _not_validated_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -473,7 +502,8 @@ def _peak_line(peak: dict[str, Any] | None) -> str:
     parts = [f"{p} {v['gflops']:.1f} ({v['kernel']})" for p, v in per.items()]
     theory = peak.get("theoretical") or {}
     line = (f"GEMM peaks, measured at {peak.get('measured_at', 'an earlier run')} on {peak['threads']} threads "
-            f"({peak['size']}^3): " + ", ".join(parts) + " GFLOP/s (int8: GOP/s); each row is scored against its precision's peak")
+            f"({peak['size']}^3): " + ", ".join(parts) + " GFLOP/s (int8: GOP/s); each row is scored against its precision's peak"
+            "; bf16 rows (OpenVINO's bf16 hint) get no share (–): no bf16 peak is measured")
     if theory:
         line += (f"; theoretical at {theory['clock_ghz']:.2f} GHz with {theory['vector_bits']}-bit vectors: "
                  f"fp32 {theory['fp32']:.0f}, int8 {theory['int8']:.0f} ({theory['assumes']})")
@@ -550,7 +580,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     failed = [r for r in summary["rows"] if r.get("passed") is False]
     if failed:
         lines += ["## Failed validations", ""]
-        lines += [f"- {r['model']} / {r['component']} / {r['variant']} @ {r['point']}: {'; '.join(r['failures'])}" for r in failed]
+        lines += [f"- {_failure_line(r)}" for r in failed]
         lines.append("")
     unvalidated = _not_validated_lines(summary["rows"])
     if unvalidated:
@@ -622,8 +652,7 @@ def render_html(summary: dict[str, Any], plots: dict[str, str]) -> str:
     failed = [r for r in summary["rows"] if r.get("passed") is False]
     if failed:
         parts.append("<h2>Failed validations</h2><ul>" + "".join(
-            f"<li>{esc(r['model'])} / {esc(r['component'])} / {esc(r['variant'])} @ {esc(r['point'])}: "
-            f"{esc('; '.join(r['failures']))}</li>" for r in failed) + "</ul>")
+            f"<li>{esc(_failure_line(r))}</li>" for r in failed) + "</ul>")
     unvalidated = _not_validated_lines(summary["rows"])
     if unvalidated:
         parts.append("<h2>Not validated (no verdict on their own backend)</h2><ul>"

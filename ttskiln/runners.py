@@ -62,7 +62,7 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
             "OpenVINO on the CPU, fp32 inference precision (the simplified fp32 graph)",
             precision="fp32", variants=("fp32",), aliases=("openvino", "openvino-fp32", "openvino-cpu-fp32")),
     Backend("openvino-cpu-bf16", "openvino-cpu-bf16", "openvino", "cpu",
-            "OpenVINO on the CPU, bf16 inference precision hint over the fp32 graph (held to the fp16 limits)",
+            "OpenVINO on the CPU, bf16 inference precision hint over the fp32 graph (held to the model's tolerances.bf16: by default its fp16 limits)",
             precision="bf16", variants=("fp32",), tolerance_variant="bf16", aliases=("openvino-bf16",)),
 )}
 ALIASES: dict[str, str] = {
@@ -250,6 +250,16 @@ class OrtRunner(Runner):
         for name in self.output_names:
             binding.bind_output(name, self.device, self.device_id)
         return lambda: self.session.run_with_iobinding(binding)
+
+
+def openvino_cpu_bf16() -> bool | None:
+    """Whether OpenVINO's CPU plugin can run bf16 here (``BF16`` among the CPU's optimization
+    capabilities); None where OpenVINO is not importable."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class OpenVinoRunner(Runner):

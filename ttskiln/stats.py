@@ -22,6 +22,9 @@ SEED = 0
 MARGIN = 0.03
 #: Largest p50 / min latency ratio of a record timed on a quiet machine (see ``unstable_timing``).
 UNSTABLE_P50_OVER_MIN = 2.0
+#: A record whose 1-minute load average (read right after timing) exceeds this many times the
+#: core count is unstable however even its calls are (see ``unstable_timing``).
+UNSTABLE_LOAD_PER_CORE = 1.5
 
 
 def median_ratio_ci(
@@ -88,7 +91,29 @@ def unstable_timing(record: Mapping[str, Any], limit: float = UNSTABLE_P50_OVER_
     core count measured after timing. A record whose samples time different calls
     (``varied_calls``, e.g. decode steps at growing cache lengths) has no such floor and is
     never judged by this rule.
+
+    Calls that are all slowed alike (a machine loaded for the whole run) keep their median
+    near their minimum and pass that rule, so a second one judges the load itself: a record
+    whose 1-minute load average exceeds ``UNSTABLE_LOAD_PER_CORE`` (1.5) times its core count
+    (``cpu_count``) is unstable too, ``varied_calls`` or not. The benchmark's own threads are
+    at most the core count, so they alone keep the load at or under 1x the cores; load beyond
+    1.5x is other work queueing for the same cores while the calls were timed.
     """
+    return _slow_median(record, limit) or _loaded(record)
+
+
+def _loaded(record: Mapping[str, Any]) -> str | None:
+    """The load rule of ``unstable_timing``."""
+    load, cores = record.get("load_average"), record.get("cpu_count")
+    if (isinstance(load, (int, float)) and isinstance(cores, int) and cores > 0
+            and load > UNSTABLE_LOAD_PER_CORE * cores):
+        return (f"1-minute load average {load:.1f} on {cores} cores, over the {UNSTABLE_LOAD_PER_CORE:g}x the "
+                f"cores the benchmark's own threads can explain: other work shared the cores while timing")
+    return None
+
+
+def _slow_median(record: Mapping[str, Any], limit: float) -> str | None:
+    """The p50-over-fastest rule of ``unstable_timing``."""
     if record.get("varied_calls"):
         return None
     samples = [float(x) for x in record.get("samples_ms") or [] if isinstance(x, (int, float))]

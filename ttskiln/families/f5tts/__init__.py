@@ -37,7 +37,7 @@ Synthesis in a few calls::
     mel = result.out[:, len(wave) // 256:]                    # [1, T, 100] log-mel for Vocos
 
 Text -> waveform: with ``options: {vocoder: <a vocos model of the config>}`` the model runs the
-``synth`` chain at every profile point (``chain.py``: ONNX DiT + ONNX Vocos against PyTorch, from
+``synth`` chain at every profile point (``chain_job.py``, the loop in ``synthesis.py``: ONNX DiT + ONNX Vocos against PyTorch, from
 the same noise; drift rows, per-step DiT latency, end-to-end RTF at NFE 16/32, a WAV);
 ``options: {max_frames: N}`` bounds a request's total frames (default 3000, the released range);
 ``options: {reference_text: ..., chain_texts: [...], reference_audio: FILE}`` choose what the
@@ -340,7 +340,7 @@ class F5TTSFamily(Family):
         return {"vocoder": vocoder}
 
     def chains(self, info: ModelInfo, options: dict[str, Any]) -> list[str]:
-        """``synth`` (text -> waveform, ``chain.py``) when a vocoder is linked."""
+        """``synth`` (text -> waveform, ``chain_job.py``) when a vocoder is linked."""
         from ttskiln.families.f5tts.chain_inputs import CHAIN
         from ttskiln.families.f5tts.request import max_frames_option
 

@@ -62,8 +62,8 @@ COMMANDS = [
     Command(
         name="synth",
         help="text (Chinese, English, mixed) -> 24 kHz WAV with an F5-TTS checkpoint and a Vocos vocoder (ONNX Runtime or PyTorch)",
-        description="Synthesise speech in the voice of a reference recording (F5-TTS + Vocos; see "
-                    "ttskiln/families/f5tts/chain.py).",
+        description="Synthesise speech in the voice of a reference recording (F5-TTS + Vocos; the "
+                    "sampling loop is ttskiln/families/f5tts/synthesis.py, this command synth_command.py).",
         arguments=_arguments,
         run=_run,
     ),
