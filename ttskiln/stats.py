@@ -24,7 +24,7 @@ MARGIN = 0.03
 UNSTABLE_P50_OVER_MIN = 2.0
 #: A record whose 1-minute load average (read right after timing) exceeds this many times the
 #: core count is unstable however even its calls are (see ``unstable_timing``).
-UNSTABLE_LOAD_PER_CORE = 1.5
+UNSTABLE_LOAD_PER_CORE = 1.75
 
 
 def median_ratio_ci(
@@ -94,10 +94,12 @@ def unstable_timing(record: Mapping[str, Any], limit: float = UNSTABLE_P50_OVER_
 
     Calls that are all slowed alike (a machine loaded for the whole run) keep their median
     near their minimum and pass that rule, so a second one judges the load itself: a record
-    whose 1-minute load average exceeds ``UNSTABLE_LOAD_PER_CORE`` (1.5) times its core count
+    whose 1-minute load average exceeds ``UNSTABLE_LOAD_PER_CORE`` (1.75) times its core count
     (``cpu_count``) is unstable too, ``varied_calls`` or not. The benchmark's own threads are
     at most the core count, so they alone keep the load at or under 1x the cores; load beyond
-    1.5x is other work queueing for the same cores while the calls were timed.
+    1.75x is other work queueing for the same cores while the calls were timed. (A quiet 2-core
+    demo run measured 1.08-1.44x per core over its 47 records: the job runner and the
+    1-minute average's lag from the previous job add some; a run beside a test suite, 2.04x.)
     """
     return _slow_median(record, limit) or _loaded(record)
 
