@@ -357,7 +357,7 @@ class F5TTSFamily(Family):
                     linked: dict[str, LinkedModel]) -> None:
         """The linked vocoder reads this model's mel: same bands, hop and sample rate."""
         from ttskiln.families.f5tts.config import F5Config
-        from ttskiln.families.f5tts.synthesis import VOCODER_ROLE, check_vocoder_info
+        from ttskiln.families.f5tts.vocoder_link import VOCODER_ROLE, check_vocoder_info
 
         vocoder = linked.get(VOCODER_ROLE)
         if vocoder is None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ttskiln.errors import ConfigError
 from ttskiln.families.f5tts.config import F5Config
 from ttskiln.families.f5tts.request import DEFAULT_MAX_FRAMES, Prepared
 from ttskiln.families.f5tts.sampler import sample
+from ttskiln.families.f5tts.vocoder_link import VOCODER_COMPONENT, VOCODER_ROLE, check_vocoder_info
 
 Vocoder = Callable[[np.ndarray], np.ndarray]
 
@@ -64,9 +64,6 @@ def synthesize(
     return Synthesis(mel=mel, audio=audio, durations=result.durations)
 
 
-#: The linked vocoder: its role in ``links`` and the component that turns mels into audio.
-VOCODER_ROLE = "vocoder"
-VOCODER_COMPONENT = "vocoder"
 
 
 def vocoder_family() -> Any:
@@ -86,19 +83,6 @@ def check_vocoder(cfg: F5Config, vocoder_config: dict[str, Any], where: str) -> 
     except CheckpointError as exc:
         raise CheckpointError(f"vocoder {where}: {exc}") from None
     check_vocoder_info(cfg, info, where)
-
-
-def check_vocoder_info(cfg: F5Config, info: Any, where: str) -> None:
-    """``check_vocoder`` on the vocoder's description (``ModelInfo``), as the planner has it."""
-    n_mels = info.component(VOCODER_COMPONENT).inputs[0].shape[1]
-    got = (n_mels, info.hop_length, info.sample_rate)
-    want = (cfg.mel_dim, cfg.hop_length, cfg.sample_rate)
-    if got != want:
-        raise ConfigError(
-            f"vocoder {where} takes {n_mels} mels at hop {info.hop_length}, {info.sample_rate} Hz; the F5 model makes "
-            f"{cfg.mel_dim} mels at hop {cfg.hop_length}, {cfg.sample_rate} Hz (for a synthetic Vocos use overrides "
-            f"{{hop_length: {cfg.hop_length}, n_fft: {4 * cfg.hop_length}}})"
-        )
 
 
 def torch_vocoder(checkpoint: str | Path, options: dict[str, Any] | None = None) -> tuple[Vocoder, dict[str, Any]]:
