@@ -185,7 +185,9 @@ def get_ggml_files(wildcards=None):
     return [
         path
         for name, m in MODELS.items()
-        for path in _out("ggml", "model", model=name, dtype=(m.ggml or {}).get("dtypes", []))
+        for path in _out(
+            "ggml", "model", model=name, dtype=(m.ggml or {}).get("dtypes", [])
+        )
     ]
 
 
@@ -322,7 +324,9 @@ def get_calibration(wildcards):
         "reference",
         model=m.name,
         component=wildcards.component,
-        point=[p.name for p in m.points if p.name.endswith("-opt") or p.name == "sample"],
+        point=[
+            p.name for p in m.points if p.name.endswith("-opt") or p.name == "sample"
+        ],
     )
 
 
@@ -335,7 +339,11 @@ def get_chain_links(wildcards):
     links = {}
     for role, other in MODELS[wildcards.model].links.items():
         ref = dict(MODELS[other].ref)
-        links[role] = {"model": ref.pop("name"), **ref, "artifacts": fp32_artifacts(other)}
+        links[role] = {
+            "model": ref.pop("name"),
+            **ref,
+            "artifacts": fp32_artifacts(other),
+        }
     return links
 
 
@@ -385,7 +393,10 @@ def get_trtllm_engines(wildcards=None):
         for name, m in MODELS.items()
         if m.trtllm and GPU.trtllm
         for path in _out(
-            "trtllm_engine", model=name, trtllm_tag=GPU.trtllm_tag, dtype=m.trtllm["dtype"]
+            "trtllm_engine",
+            model=name,
+            trtllm_tag=GPU.trtllm_tag,
+            dtype=m.trtllm["dtype"],
         )
     ]
 
@@ -543,14 +554,22 @@ def record_signatures(all_rules):
         return
 
     def record(func):
-        func = getattr(getattr(func, "_file", None), "callable", None) or getattr(func, "callable", None) or func
+        func = (
+            getattr(getattr(func, "_file", None), "callable", None)
+            or getattr(func, "callable", None)
+            or func
+        )
         if not callable(func) or isinstance(func, type):
             return
         try:
             overwrite_function_params(func, get_function_params(func))
-        except (AttributeError, TypeError, ValueError):  # builtins, bound methods: left as they are
+        except (
+            AttributeError,
+            TypeError,
+            ValueError,
+        ):  # builtins, bound methods: left as they are
             pass
 
-    for rule in all_rules:
-        for item in [*rule.input, *rule.params]:
+    for each in all_rules:
+        for item in [*each.input, *each.params]:
             record(item)
